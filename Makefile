@@ -1,0 +1,88 @@
+# juno.hub developer and CI entry points. Every target does its own set-up when something is
+# missing (virtualenv, Docker engine, test images), so a fresh Debian 12 machine needs nothing else.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV        ?= .venv
+PY          := $(VENV)/bin/python
+BIN         := $(CURDIR)/$(VENV)/bin
+export PATH := $(BIN):$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
+export ANSIBLE_FORCE_COLOR ?= 0
+export PY_COLORS ?= 0
+COLLECTION_LINK := .collections/ansible_collections/juno/hub
+SCENARIOS   ?= $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
+PYTEST_ARGS ?=
+
+.PHONY: help setup lint sanity units integration molecule test lab lab-destroy bench bench-ad build docker images clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
+
+$(VENV)/.installed: requirements.txt
+	@command -v python3 >/dev/null || { echo "python3 (3.11 or newer) is needed" >&2; exit 1; }
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	touch $@
+
+$(COLLECTION_LINK):
+	mkdir -p $(dir $@)
+	ln -sfn ../../.. $@
+
+setup: $(VENV)/.installed $(COLLECTION_LINK) ## virtualenv with the pinned requirements; link the checkout as juno.hub
+
+docker: ## start a Docker engine when none answers (installs Debian's docker.io if missing)
+	tests/harness/ensure-docker.sh
+
+images: docker ## build the local test images (Debian 12 systemd base, Samba AD DC)
+	tests/harness/build-images.sh
+
+lint: setup ## ansible-lint (production profile) and yamllint
+	yamllint -s .
+	ansible-lint
+
+sanity: setup ## ansible-test sanity on a copy laid out as ansible_collections/juno/hub
+	tests/harness/sanity.sh
+
+units: setup ## unit tests of modules, filters and templates
+	pytest -q tests/unit $(PYTEST_ARGS)
+
+integration: setup images ## tests against real services (Samba AD, etcd, JupyterHub) in containers
+	pytest -q tests/integration $(PYTEST_ARGS)
+
+molecule: setup images ## every molecule scenario (converge, idempotence, check, verify)
+	@for s in $(SCENARIOS); do \
+	  echo "=== molecule test -s $$s"; \
+	  molecule test -s $$s || exit 1; \
+	done
+
+test: ## everything CI runs: lint, sanity, units, integration, molecule
+	@$(MAKE) --no-print-directory setup docker images
+	@rc=0; \
+	for t in lint sanity units integration molecule; do \
+	  echo "##### make $$t"; \
+	  $(MAKE) --no-print-directory $$t || { rc=1; echo "##### make $$t FAILED"; }; \
+	done; \
+	tests/harness/summary.sh $$rc; \
+	exit $$rc
+
+lab: setup images ## local container lab: 1 control plane, 2 workers, NFS, Samba AD; runs site.yml in render mode
+	tests/harness/lab.sh up
+
+lab-destroy: ## remove the lab containers, network and inventory
+	tests/harness/lab.sh down
+
+bench: setup images ## benchmarks: site.yml first/noop/add-node/single/stock runs, AD lookup
+	bench/run.sh
+
+bench-ad: setup images ## AD lookup benchmark alone (chain rule vs naive)
+	bench/ad.sh
+
+build: setup ## build the collection tarball
+	ansible-galaxy collection build --force --output-path .cache/dist .
+
+clean: ## remove caches (keeps .venv)
+	rm -rf .cache/facts .cache/dist .cache/sanity tests/output
