@@ -48,16 +48,16 @@ sanity: setup ## ansible-test sanity on a copy laid out as ansible_collections/j
 	tests/harness/sanity.sh
 
 units: setup ## unit tests of modules, filters and templates
-	pytest -q tests/unit $(PYTEST_ARGS)
+	mkdir -p tests/output
+	pytest -q tests/unit --junitxml=tests/output/units.xml $(PYTEST_ARGS)
 
 integration: setup images ## tests against real services (Samba AD, etcd, JupyterHub) in containers
-	pytest -q tests/integration $(PYTEST_ARGS)
+	mkdir -p tests/output
+	pytest -q tests/integration --junitxml=tests/output/integration.xml $(PYTEST_ARGS)
 
 molecule: setup images ## every molecule scenario (converge, idempotence, check, verify)
-	@for s in $(SCENARIOS); do \
-	  echo "=== molecule test -s $$s"; \
-	  molecule test -s $$s || exit 1; \
-	done
+	@mkdir -p tests/output; \
+	tests/harness/molecule.sh $(SCENARIOS)
 
 test: ## everything CI runs: lint, sanity, units, integration, molecule
 	@$(MAKE) --no-print-directory setup docker images
@@ -66,14 +66,15 @@ test: ## everything CI runs: lint, sanity, units, integration, molecule
 	  echo "##### make $$t"; \
 	  $(MAKE) --no-print-directory $$t || { rc=1; echo "##### make $$t FAILED"; }; \
 	done; \
+	tests/harness/stop-docker.sh; \
 	tests/harness/summary.sh $$rc; \
 	exit $$rc
 
 lab: setup images ## local container lab: 1 control plane, 2 workers, NFS, Samba AD; runs site.yml in render mode
-	tests/harness/lab.sh up
+	$(PY) tests/harness/lab.py up -- $(LAB_ARGS)
 
 lab-destroy: ## remove the lab containers, network and inventory
-	tests/harness/lab.sh down
+	$(PY) tests/harness/lab.py down
 
 bench: setup images ## benchmarks: site.yml first/noop/add-node/single/stock runs, AD lookup
 	bench/run.sh

@@ -13,40 +13,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-DOCUMENTATION = r"""
-name: site_problems
-short_description: List the problems of a juno.hub site inventory
-version_added: 0.1.0
-description:
-  - Checks the relations between the C(juno_*) settings and the hosts of a site inventory
-    (CIDR overlaps, odd control-plane count, unique names and addresses, valid and unique hub
-    names, namespaces and hostnames, TLS for Active Directory) and returns one message per problem.
-  - Returns an empty list for a good inventory.
-options:
-  _input:
-    description: The C(juno_*) settings, as a dictionary keyed by variable name.
-    type: dict
-    required: true
-  nodes:
-    description: The hosts, each a dictionary with C(name), C(address) and C(groups).
-    type: list
-    elements: dict
-    required: true
-"""
-
-EXAMPLES = r"""
-- name: Collect the site's problems
-  ansible.builtin.set_fact:
-    __problems: "{{ site | juno.hub.site_problems(nodes) }}"
-"""
-
-RETURN = r"""
-_value:
-  description: One message per problem; empty when the site is consistent.
-  type: list
-  elements: str
-"""
-
 import re
 
 from ansible.errors import AnsibleFilterError
@@ -115,8 +81,8 @@ def network_problems(site, nodes):
     for name, cidr in (("juno_pod_cidr", pod), ("juno_service_cidr", svc)):
         if cidr is None:
             continue
-        for net, s in node_nets:
-            if cidr & s:
+        for net, net_set in node_nets:
+            if cidr & net_set:
                 problems.append(
                     "%s %s overlaps the node network %s (juno_node_networks); pods and Services need addresses no node uses"
                     % (name, site[name], net)
@@ -136,10 +102,10 @@ def network_problems(site, nodes):
         for name, cidr in (("juno_pod_cidr", pod), ("juno_service_cidr", svc)):
             if cidr is not None and ip in cidr:
                 problems.append("%s: node address %s lies inside %s %s; move the node or the range" % (node["name"], ip, name, site[name]))
-        if node_nets and "k8s_cluster" in node.get("groups", []) and not any(ip in s for _, s in node_nets):
+        if node_nets and "k8s_cluster" in node.get("groups", []) and not any(ip in net_set for dummy, net_set in node_nets):
             problems.append(
                 "%s: node address %s is in none of juno_node_networks (%s); add its network so NFS exports and firewall rules admit it"
-                % (node["name"], ip, ", ".join(str(n) for n, _ in node_nets))
+                % (node["name"], ip, ", ".join(str(n) for n, dummy in node_nets))
             )
 
     pool = netaddr.IPSet()
@@ -156,7 +122,7 @@ def network_problems(site, nodes):
         for host, ip in node_addrs.items():
             if ip in s:
                 problems.append("juno_lb_address_pool[%d] %s contains the address %s of node %s; leave node addresses out of the pool" % (i, entry, ip, host))
-        if node_nets and not any(s.issubset(n) for _, n in node_nets):
+        if node_nets and not any(s.issubset(net_set) for dummy, net_set in node_nets):
             problems.append(
                 "juno_lb_address_pool[%d] %s is not inside one of juno_node_networks; MetalLB in layer-2 mode can only announce addresses of a node network"
                 % (i, entry)
@@ -203,7 +169,9 @@ def node_problems(nodes):
         addr = n.get("address")
         if addr:
             if addr in seen_addrs:
-                problems.append("hosts %s and %s have the same address %s (juno_node_ip or ansible_host); each node needs its own" % (seen_addrs[addr], n["name"], addr))
+                problems.append(
+                "hosts %s and %s have the same address %s (juno_node_ip or ansible_host); each node needs its own" % (seen_addrs[addr], n["name"], addr)
+            )
             seen_addrs.setdefault(addr, n["name"])
     return problems
 
@@ -265,7 +233,10 @@ def hub_problems(site):
                 problems.append("%s.lb_address %s is the address of juno_hubs[%d] too" % (where, ip, addresses[str(ip)]))
             addresses[str(ip)] = i
             if pool is not None and ip not in pool:
-                problems.append("%s.lb_address %s is outside juno_lb_address_pool (%s); MetalLB can only assign pool addresses" % (where, ip, ", ".join(site["juno_lb_address_pool"])))
+                problems.append(
+                    "%s.lb_address %s is outside juno_lb_address_pool (%s); MetalLB can only assign pool addresses"
+                    % (where, ip, ", ".join(site["juno_lb_address_pool"]))
+                )
         ad = hub.get("ad") or {}
         if not ad.get("allowed_groups"):
             problems.append("%s.ad.allowed_groups is empty; a hub admits members of at least one AD group (allow_all is never set)" % where)
@@ -285,7 +256,9 @@ def ad_problems(site):
     if tls not in ("ldaps", "starttls", "none"):
         problems.append("juno_ad.tls %r is not one of ldaps, starttls, none" % tls)
     if tls == "none" and not ad.get("insecure", False):
-        problems.append("juno_ad.tls is 'none' (plain LDAP sends the bind password in clear); use ldaps or starttls, or set juno_ad.insecure: true to accept it")
+        problems.append(
+            "juno_ad.tls is 'none' (plain LDAP sends the bind password in clear); use ldaps or starttls, or set juno_ad.insecure: true to accept it"
+        )
     for i, server in enumerate(ad.get("servers") or []):
         s = str(server)
         if s.startswith("ldap://") and tls == "ldaps":

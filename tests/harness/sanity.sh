@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# ansible-test sanity needs the collection at .../ansible_collections/juno/hub (a real path, not a
+# symlink). Copy the files git knows (tracked and untracked-but-not-ignored) there and run it.
+# ansible-test bootstraps pip in its virtualenvs from a download site that cannot be reached here;
+# when its cached get-pip script is missing, write one that uses ensurepip instead (DESIGN.md).
+set -euo pipefail
+top=$(cd "$(dirname "$0")/../.." && pwd)
+dest="$top/.cache/sanity/ansible_collections/juno/hub"
+python=${SANITY_PYTHON:-3.11}
+
+rm -rf "$dest"
+mkdir -p "$dest"
+(cd "$top" && git ls-files -z --cached --others --exclude-standard) \
+  | (cd "$top" && xargs -0 cp --parents -t "$dest" 2>/dev/null || true)
+# Deleted-but-tracked files make cp fail above; anything missing is simply not copied.
+(cd "$dest" && git init -q && git add -A >/dev/null 2>&1 && git -c user.email=ci@juno -c user.name=ci commit -qm sanity >/dev/null)
+
+ansible_core=$("$top/.venv/bin/python" -c 'import ansible.release as r; print(r.__version__)')
+cache="$HOME/.ansible/test/cache"
+mkdir -p "$cache"
+# The pip version ansible-test bootstraps its virtualenvs with (get_venv_packages' default).
+pip_version=$(grep -A2 'default_packages = dict(' "$("$top/.venv/bin/python" -c 'import ansible_test, os; print(os.path.dirname(ansible_test.__file__))')/_internal/python_requirements.py" \
+  | sed -n "s/.*pip='\([0-9.]*\)'.*/\1/p")
+f="$cache/get_pip_${pip_version//./_}.py"
+if [ -n "$pip_version" ] && [ ! -f "$f" ]; then
+  cat >"$f" <<'PY'
+# Stand-in for get-pip.py written by juno.hub's sanity harness: the download site is not
+# reachable here, so bootstrap pip with ensurepip and install what was asked from the index.
+import subprocess
+import sys
+
+subprocess.check_call([sys.executable, "-m", "ensurepip", "--upgrade"])
+drop = {"--no-setuptools", "--no-wheel"}
+args = [a for a in sys.argv[1:] if a not in drop]
+if args:
+    subprocess.check_call([sys.executable, "-m", "pip", "install"] + args)
+PY
+fi
+
+cd "$dest"
+echo "sanity: ansible-core $ansible_core, python $python, in $dest" >&2
+"$top/.venv/bin/ansible-test" sanity --python "$python" --venv --requirements --color no "$@"

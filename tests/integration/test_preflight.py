@@ -1,0 +1,65 @@
+"""preflight.yml against a deliberately broken inventory: it fails, lists every planted problem
+once, and changes nothing (changed=0 everywhere, the render directory is never created)."""
+
+import os
+import re
+import subprocess
+
+TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+INVENTORY = os.path.join(TOP, "tests", "integration", "inventories", "broken")
+
+PLANTED = [
+    # types and unknown keys (validate_argument_spec)
+    r"juno_ad\.bogus_option",
+    r"port.*not-a-port|not-a-port.*port",
+    # relations (juno.hub.site_problems)
+    r"juno_kubernetes_version 1\.31\.2 is older than the oldest supported",
+    r"group kube_control_plane has 2 hosts",
+    r"same node name 'w1'",
+    r"same address 10\.30\.0\.21",
+    r"juno_pod_cidr 10\.244\.0\.0/16 and juno_service_cidr 10\.240\.0\.0/12 overlap",
+    r"w3\.broken\.test: node address 10\.244\.3\.3 lies inside juno_pod_cidr",
+    r"juno_api_endpoint\.address 10\.30\.0\.205 lies in juno_lb_address_pool",
+    r"juno_hubs\[0\]\.name 'Chem_Eng' is not a valid hub name",
+    r"juno_hubs\[1\]\.hostname 'chem\.broken\.test' is the hostname of juno_hubs\[0\]",
+    r"juno_hubs\[1\]\.ad\.allowed_groups is empty",
+    r"juno_hubs\[2\]\.namespace 'hub-physics' is the namespace of juno_hubs\[1\]",
+    r"juno_hubs\[2\]\.lb_address 10\.30\.0\.99 is outside juno_lb_address_pool",
+    r"juno_ad\.tls is 'none'",
+    r"juno_ad\.servers\[0\] 'ldap://dc1\.broken\.test' uses plain LDAP",
+    # host checks
+    r"w1\.broken\.test: \d+ MB of memory, less than the 100000000 MB",
+]
+
+
+def run_preflight(*extra):
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(TOP, "ansible.cfg"),
+               ANSIBLE_COLLECTIONS_PATH=os.path.join(TOP, ".collections"), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_FACT_CACHING="memory")
+    return subprocess.run(
+        [os.path.join(TOP, ".venv", "bin", "ansible-playbook"), "-i", INVENTORY,
+         os.path.join(TOP, "playbooks", "preflight.yml"), *extra],
+        cwd=TOP, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_broken_inventory_fails_with_every_problem_and_changes_nothing():
+    r = run_preflight()
+    out = r.stdout + r.stderr
+    assert r.returncode != 0, out
+    for pattern in PLANTED:
+        assert re.search(pattern, out), "preflight did not report %r:\n%s" % (pattern, out)
+    recap = re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", out, re.M)
+    assert recap, out
+    assert all(changed == "0" for _, changed in recap), recap
+    assert not os.path.exists("/nonexistent/juno-preflight-must-not-write-here")
+    # the bind password never appears in the output
+    assert "not-a-secret-test-value" not in out
+
+
+def test_inventory_problems_are_reported_once_and_host_problems_per_host():
+    out = run_preflight().stdout
+    failures = out.split("fatal: [")[1:]
+    with_inventory = [f.split("]")[0] for f in failures if "group kube_control_plane has 2 hosts" in f]
+    assert len(with_inventory) == 1, out
+    with_memory = sorted(f.split("]")[0] for f in failures if "MB of memory, less than" in f)
+    assert with_memory == ["w1.broken.test", "w1.other.test", "w3.broken.test"], out
