@@ -58,8 +58,10 @@ def test_broken_inventory_fails_with_every_problem_and_changes_nothing():
 
 def test_inventory_problems_are_reported_once_and_host_problems_per_host():
     out = run_preflight().stdout
-    failures = out.split("fatal: [")[1:]
-    with_inventory = [f.split("]")[0] for f in failures if "group kube_control_plane has 2 hosts" in f]
+    failures = {}  # host -> its indented failure block
+    for m in re.finditer(r"^fatal: \[([^\]]+)\]: FAILED! => *\n((?:[ \t]+.*\n)+)", out, re.M):
+        failures[m.group(1)] = m.group(2)
+    with_inventory = [h for h, block in failures.items() if "group kube_control_plane has 2 hosts" in block]
     assert len(with_inventory) == 1, out
-    with_memory = sorted(f.split("]")[0] for f in failures if "MB of memory, less than" in f)
+    with_memory = sorted(h for h, block in failures.items() if "MB of memory, less than" in block)
     assert with_memory == ["w1.broken.test", "w1.other.test", "w3.broken.test"], out
