@@ -24,8 +24,8 @@ from ansible.module_utils.parsing.convert_bool import boolean
 
 # Defaults of juno_hubs[].storage (the `site` spec of roles/preflight/meta/argument_specs.yml).
 STORAGE_DEFAULTS = {
-    "export_owner": "root",
-    "export_group": "root",
+    "export_owner": "65534",
+    "export_group": "65534",
     "export_mode": "0755",
     "sec": "sys",
     "no_root_squash": False,

@@ -185,7 +185,7 @@ class Site:
         vault_file = os.path.join(self.inventory, "group_vars", "all", "vault.yml")
         if not os.path.exists(vault_file):
             plain = "---\nvault_juno_ad_bind_password: %s\nvault_juno_elasticsearch_api_key: %s\n" % (
-                json.dumps(svc_password), json.dumps("not-a-real-key"))
+                json.dumps(svc_password), json.dumps("juno-lab:not-a-real-api-key"))
             subprocess.run([os.path.join(BIN, "ansible-vault"), "encrypt", "--vault-password-file", vault_pass,
                             "--output", vault_file, "-"], input=plain, text=True, check=True, capture_output=True)
 
@@ -258,7 +258,7 @@ juno_ad:
   ca_file: "{{ inventory_dir }}/files/pki/ca.pem"
   base_dn: %(base)s
   user_base_dn: OU=People,%(base)s
-  bind_dn: CN=svc-juno,OU=People,%(base)s
+  bind_dn: CN=svc-juno,OU=Service Accounts,%(base)s
   bind_password: "{{ vault_juno_ad_bind_password }}"
 
 juno_elasticsearch_hosts:

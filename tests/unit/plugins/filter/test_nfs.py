@@ -150,7 +150,7 @@ def test_good_inventory_has_no_problems():
 def test_entries_apply_storage_defaults_and_inventory_values():
     entries = f.nfs_exports(hubs((1, {"export_owner": "65534", "export_group": "nogroup", "export_mode": "770"})), ROOT)
     assert [(e["name"], e["path"], e["owner"], e["group"], e["mode"]) for e in entries] == [
-        ("physics", "/srv/juno/physics", "root", "root", "0755"),
+        ("physics", "/srv/juno/physics", "65534", "65534", "0755"),
         ("chemeng", "/srv/juno/chemeng", "65534", "nogroup", "0770"),
     ]
     assert entries[0]["sec"] == "sys" and entries[0]["no_root_squash"] is False
