@@ -231,6 +231,8 @@ preflight_require_cgroup_v2: false
 nfs_server_service_enabled: false
 node_sysctl_apply: false
 node_manage_hostname: false
+# chronyd cannot set the clock of a container (no CAP_SYS_TIME): run it with -x.
+node_chrony_control_clock: false
 
 juno_apply: false
 juno_render_dir: "{{ inventory_dir }}/rendered"
