@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """`make bench`: how long site.yml takes on N nodes, how little a rerun costs, and what adding a
 node costs, measured in one run on systemd containers (plus the NFS server and the AD DC).
 

@@ -3,11 +3,11 @@
 # base image comes from Debian's archive with mmdebstrap (DESIGN.md) and the others build on it.
 #   juno-test-base:bookworm   Debian 12 minbase with systemd, python3, sudo (node containers)
 #   juno-test-samba:bookworm  base + Samba AD DC, provisioned at container start
+#   juno-test-etcd:bookworm   base + Debian etcd-server/etcd-client 3.4, rsync, ssh
 # FORCE=1 rebuilds them.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 base=juno-test-base:bookworm
-samba=juno-test-samba:bookworm
 
 have() { [ "${FORCE:-0}" != 1 ] && docker image inspect "$1" >/dev/null 2>&1; }
 
@@ -25,8 +25,22 @@ if ! have "$base"; then
     | docker import --change 'CMD ["/lib/systemd/systemd"]' --change 'STOPSIGNAL SIGRTMIN+3' - "$base" >/dev/null
 fi
 
-if [ -d "$top/tests/images/samba" ] && [ -f "$top/tests/images/samba/Dockerfile" ] && ! have "$samba"; then
-  echo "harness: building $samba" >&2
-  docker build -q -t "$samba" "$top/tests/images/samba" >/dev/null
-fi
-echo "harness: images ready: $(docker images --format '{{.Repository}}:{{.Tag}}' | grep '^juno-test-' | tr '\n' ' ')" >&2
+# Images built from tests/images/<dir>/Dockerfile carry a hash of that directory as a label and
+# are rebuilt when the directory changes.
+build_dir() {
+  local image=$1 dir="$top/tests/images/$2" sum
+  [ -f "$dir/Dockerfile" ] || return 0
+  sum=$(cd "$dir" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)
+  if [ "${FORCE:-0}" != 1 ] && [ "$(docker image inspect -f '{{ index .Config.Labels "juno.hub.source" }}' "$image" 2>/dev/null)" = "$sum" ]; then
+    return 0
+  fi
+  echo "harness: building $image" >&2
+  mkdir -p "$top/.cache"
+  if ! docker build -q --label "juno.hub.source=$sum" -t "$image" "$dir" >"$top/.cache/build-$2.log" 2>&1; then
+    cat "$top/.cache/build-$2.log" >&2
+    exit 1
+  fi
+}
+build_dir juno-test-samba:bookworm samba
+build_dir juno-test-etcd:bookworm etcd
+echo "harness: images ready: $(docker images --format '{{.Repository}}:{{.Tag}}' | grep '^juno-test-' | sort | tr '\n' ' ')" >&2

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Regenerate the variable tables of docs/inventory.md from the preflight role's `site` spec.
 
 The text between the markers `<!-- BEGIN GENERATED -->` and `<!-- END GENERATED -->` is replaced;

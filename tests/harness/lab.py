@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """The local container lab (`make lab`, `make lab-destroy`).
 
 up:   systemd containers for 1 control plane, 2 workers and 1 NFS server, a Samba AD DC with its
