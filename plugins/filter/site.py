@@ -170,8 +170,8 @@ def node_problems(nodes):
         if addr:
             if addr in seen_addrs:
                 problems.append(
-                "hosts %s and %s have the same address %s (juno_node_ip or ansible_host); each node needs its own" % (seen_addrs[addr], n["name"], addr)
-            )
+                    "hosts %s and %s have the same address %s (juno_node_ip or ansible_host); each node needs its own" % (seen_addrs[addr], n["name"], addr)
+                )
             seen_addrs.setdefault(addr, n["name"])
     return problems
 

@@ -20,7 +20,7 @@ if ! have "$base"; then
   echo "harness: building $base with mmdebstrap (about 30 s)" >&2
   mmdebstrap --quiet --variant=minbase \
     --include=systemd,systemd-sysv,python3,sudo,iproute2,procps,ca-certificates \
-    --customize-hook='rm -f "$1"/etc/machine-id; touch "$1"/etc/machine-id' \
+    --customize-hook="rm -f \"\$1\"/etc/machine-id; touch \"\$1\"/etc/machine-id" \
     bookworm - \
     | docker import --change 'CMD ["/lib/systemd/systemd"]' --change 'STOPSIGNAL SIGRTMIN+3' - "$base" >/dev/null
 fi

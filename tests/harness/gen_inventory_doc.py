@@ -77,7 +77,7 @@ def main():
     with open(DOC) as f:
         text = f.read()
     head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
+    tail = rest.split(END, 1)[1]
     new = head + BEGIN + "\n" + generate() + END + tail
     if "--check" in sys.argv:
         sys.exit(0 if new == text else 1)

@@ -19,8 +19,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sitekit = importlib.import_module("sitekit")
 TOP = sitekit.TOP
 
-LAB = sitekit.Site("lab", "172.29.0.0/24", os.path.join(TOP, "inventories", "lab"),
-           {"cp1": "kube_control_plane", "w1": "kube_workers", "w2": "kube_workers", "nfs1": "nfs_server"})
+LAB = sitekit.Site(
+    "lab", "172.29.0.0/24", os.path.join(TOP, "inventories", "lab"),
+    {"cp1": "kube_control_plane", "w1": "kube_workers", "w2": "kube_workers", "nfs1": "nfs_server"},
+)
 
 
 def up(args):

@@ -3,7 +3,7 @@
 # keep going after a failure, and write tests/output/molecule.xml (JUnit) with one case each.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$top"
+cd "$top" || exit 1
 mkdir -p tests/output
 cases=""
 failed=0

@@ -10,9 +10,10 @@ python=${SANITY_PYTHON:-3.11}
 
 rm -rf "$dest"
 mkdir -p "$dest"
-(cd "$top" && git ls-files -z --cached --others --exclude-standard) \
-  | (cd "$top" && xargs -0 cp --parents -t "$dest" 2>/dev/null || true)
-# Deleted-but-tracked files make cp fail above; anything missing is simply not copied.
+# Files deleted in the working tree but still tracked are left out.
+(cd "$top" && git ls-files -z --cached --others --exclude-standard | while IFS= read -r -d '' f; do
+  if [ -e "$f" ]; then printf '%s\0' "$f"; fi
+done | xargs -0 cp --parents -t "$dest")
 (cd "$dest" && git init -q && git add -A >/dev/null 2>&1 && git -c user.email=ci@juno -c user.name=ci commit -qm sanity >/dev/null)
 
 ansible_core=$("$top/.venv/bin/python" -c 'import ansible.release as r; print(r.__version__)')

@@ -196,8 +196,8 @@ class Site:
         # Each site keeps its own fact cache: host names (cp1, w1, ...) repeat across sites.
         run_env = dict(os.environ, ANSIBLE_CACHE_PLUGIN_CONNECTION=os.path.join(TOP, ".cache", "facts", self.name), **(env or {}))
         if capture:
-            return subprocess.run(cmd, cwd=TOP, env=run_env, capture_output=True, text=True)
-        return subprocess.run(cmd, cwd=TOP, env=run_env)
+            return subprocess.run(cmd, cwd=TOP, env=run_env, capture_output=True, text=True, check=False)
+        return subprocess.run(cmd, cwd=TOP, env=run_env, check=False)
 
     # -- whole site ---------------------------------------------------------------------------------
     def up(self, hosts=None):
