@@ -101,6 +101,7 @@ def run_site(stock=False, profile=False, label=""):
     out = proc.communicate()[0]
     seconds = time.monotonic() - start
     sampler.join()
+    print("bench:   %s: %.1f s" % (label or "run", seconds), flush=True)
     log = os.path.join(TOP, ".cache", "bench", "last-%s.log" % (label or "run"))
     with open(log, "w") as f:
         f.write(out)
@@ -138,6 +139,13 @@ def median(xs):
     return round(statistics.median(xs), 1)
 
 
+def save_partial(t):
+    """The runs measured so far, so that an interrupted benchmark still leaves its figures."""
+    with open(os.path.join(RESULTS, "site-partial.json"), "w") as f:
+        json.dump({"nodes": N, "repeat": REPEAT, "seconds": {k: [round(x, 1) for x in v] for k, v in t.items()}}, f, indent=2)
+        f.write("\n")
+
+
 def main():
     os.makedirs(RESULTS, exist_ok=True)
     os.makedirs(os.path.dirname(INVENTORY), exist_ok=True)
@@ -148,6 +156,7 @@ def main():
         SITE.say("T_single %d/%d: fresh single-node site" % (i + 1, REPEAT))
         fresh(SINGLE_HOSTS)
         t["single"].append(run_site(label="single")[0])
+        save_partial(t)
 
     for stock in (False, True):
         key = "_stock" if stock else ""
@@ -164,6 +173,7 @@ def main():
             secs, recap = run_site(stock=stock, label="noop" + key)[:2]
             assert_unchanged(recap, BASE_HOSTS, "the no-op rerun")
             t["noop" + key].append(secs)
+            save_partial(t)
 
     # Tuned site of N nodes is up (the last stock run left it converged; one tuned no-op run refreshes the fact cache).
     run_site(label="warm")
@@ -179,6 +189,7 @@ def main():
         if not recap.get(new):
             raise SystemExit("bench: adding %s changed nothing on it; the run did not prepare the new node" % new)
         t["add"].append(secs)
+        save_partial(t)
 
     m = {k: median(v) for k, v in t.items()}
     ratios = {
