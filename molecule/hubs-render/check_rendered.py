@@ -14,35 +14,22 @@
 Exits non-zero with one line per problem.
 """
 
-import copy
 import glob
+import importlib
 import ipaddress
 import os
 import sys
 
-import jsonschema
 import kubernetes_validate
 import yaml
 
 CLUSTER_SCOPED = ("default-priority", "user-placeholder-priority", "image-puller-priority", "user-scheduler")
 
 
-def shared_chart():
-    project = os.environ.get("MOLECULE_PROJECT_DIRECTORY") or os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    shared = os.environ.get("JUNO_SHARED_DIR") or os.path.join(os.path.dirname(project), "shared")
-    return os.path.join(shared, "fixtures", "z2jh-4.4.0")
-
-
-def coalesce(defaults, values):
-    result = copy.deepcopy(defaults)
-    for key, value in values.items():
-        if value is None:
-            result.pop(key, None)
-        elif isinstance(value, dict) and isinstance(result.get(key), dict):
-            result[key] = coalesce(result[key], value)
-        else:
-            result[key] = copy.deepcopy(value)
-    return result
+PROJECT = os.environ.get("MOLECULE_PROJECT_DIRECTORY") or os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# The unit tests' helpers know where the chart's schema and defaults are and how Helm merges values.
+sys.path[:0] = [os.path.join(PROJECT, ".collections"), os.path.join(PROJECT, "tests", "unit")]
+hub_lib = importlib.import_module("test_hub_lib")
 
 
 def load(path):
@@ -52,16 +39,13 @@ def load(path):
 
 def main(render):
     problems = []
-    chart = shared_chart()
+    chart = hub_lib.CHART
     values_files = sorted(glob.glob(os.path.join(render, "*.values.yaml")))
     if len(values_files) != 2:
         problems.append("expected the values of 2 hubs in %s, found %d" % (render, len(values_files)))
     if os.path.exists(os.path.join(chart, "values.schema.yaml")):
-        validator = jsonschema.Draft7Validator(load(os.path.join(chart, "values.schema.yaml")))
-        defaults = load(os.path.join(chart, "values.yaml"))
         for path in values_files:
-            for error in validator.iter_errors(coalesce(defaults, load(path))):
-                problems.append("%s: %s: %s" % (os.path.basename(path), "/".join(map(str, error.absolute_path)), error.message))
+            problems += ["%s: %s" % (os.path.basename(path), e) for e in hub_lib.schema_errors(load(path))]
     else:
         print("SKIP schema validation: %s not found (set JUNO_SHARED_DIR)" % chart)
 

@@ -161,6 +161,20 @@ def _index(settings, beat):
     return _need(settings, "beats_%s_index" % beat) or ""
 
 
+def _site_credentials(settings, mounts):
+    """Credentials (as ${ENV} references to the Secret) and CA of the site's Elasticsearch and Kibana."""
+    client = {}
+    auth = _need(settings, "juno_elasticsearch_auth")
+    if auth == "api_key":
+        client["api_key"] = "${ES_API_KEY}"
+    elif auth == "basic":
+        client["username"] = "${ES_USERNAME}"
+        client["password"] = "${ES_PASSWORD}"
+    if _need(settings, "juno_elasticsearch_ca_file"):
+        client["ssl"] = {"certificate_authorities": [mounts["elasticsearch_ca"] + "/" + CA_FILE], "verification_mode": "full"}
+    return client
+
+
 def _output(settings, beat):
     """output.elasticsearch and setup.* of one Beat; credentials only as ${ENV} references."""
     managed = bool(_need(settings, "beats_elasticsearch_managed"))
@@ -170,14 +184,7 @@ def _output(settings, beat):
     if not managed:
         # With elasticsearchRef the operator writes hosts, credentials and CA itself.
         es["hosts"] = list(_need(settings, "juno_elasticsearch_hosts"))
-        auth = _need(settings, "juno_elasticsearch_auth")
-        if auth == "api_key":
-            es["api_key"] = "${ES_API_KEY}"
-        elif auth == "basic":
-            es["username"] = "${ES_USERNAME}"
-            es["password"] = "${ES_PASSWORD}"
-        if _need(settings, "juno_elasticsearch_ca_file"):
-            es["ssl"] = {"certificate_authorities": [mounts["elasticsearch_ca"] + "/" + CA_FILE], "verification_mode": "full"}
+        es.update(_site_credentials(settings, mounts))
     index = _index(settings, beat)
     if index:
         es["index"] = index
@@ -199,14 +206,7 @@ def _output(settings, beat):
         setup["ilm"] = {"enabled": False}
     if _need(settings, "beats_setup_dashboards_enabled") and not managed:
         kibana = {"host": _need(settings, "beats_kibana_url")}
-        auth = _need(settings, "juno_elasticsearch_auth")
-        if auth == "api_key":
-            kibana["api_key"] = "${ES_API_KEY}"
-        elif auth == "basic":
-            kibana["username"] = "${ES_USERNAME}"
-            kibana["password"] = "${ES_PASSWORD}"
-        if _need(settings, "juno_elasticsearch_ca_file"):
-            kibana["ssl"] = {"certificate_authorities": [mounts["elasticsearch_ca"] + "/" + CA_FILE], "verification_mode": "full"}
+        kibana.update(_site_credentials(settings, mounts))
         setup["kibana"] = kibana
         setup["dashboards"] = {"enabled": True}
     # With beats_elasticsearch_managed the kibanaRef makes the operator set setup.kibana and setup.dashboards.
