@@ -16,6 +16,7 @@ __metaclass__ = type
 
 import copy
 import ipaddress
+import os
 import re
 
 from ansible.errors import AnsibleFilterError
@@ -587,13 +588,16 @@ def hub_values(hub, site, directory=None, settings=None):
 
 
 def hub_files(hubs, ad=None):
-    """Files on the control node that the hubs need: the AD CA and each hub's certificate and key."""
+    """Files on the control node that the hubs need: the AD CA and each hub's certificate and key.
+
+    `path` has `~` expanded, so that the `exists` test reads the same file as `stat` would.
+    """
     files = []
     ad = ad or {}
     if ad.get("ca_file") and (ad.get("tls") or "ldaps") != "none":
         files.append({
             "what": "juno_ad.ca_file",
-            "path": ad["ca_file"],
+            "path": os.path.expanduser(ad["ca_file"]),
             "message": "juno_ad.ca_file %s does not exist; the hubs validate the domain controllers' certificates "
                        "against it (the PEM of the CA that signed them)" % ad["ca_file"],
         })
@@ -603,7 +607,7 @@ def hub_files(hubs, ad=None):
             if tls.get(key):
                 files.append({
                     "what": "juno_hubs[name=%s].tls.%s" % (hub["name"], key),
-                    "path": tls[key],
+                    "path": os.path.expanduser(tls[key]),
                     "message": "juno_hubs[name=%s].tls.%s %s does not exist; give the PEM %s of %s"
                                % (hub["name"], key, tls[key], what, hub.get("hostname")),
                 })
