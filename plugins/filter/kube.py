@@ -231,16 +231,23 @@ def kube_hosts_without_address(hostvars, hosts):
 
 
 def kube_node_regex(hosts):
-    """An anchored regular expression matching the node names of ``hosts`` (short and full
-    inventory names), for kubelet-csr-approver's providerRegex."""
-    names = []
+    """An anchored regular expression for kubelet-csr-approver's providerRegex: the name families
+    of ``hosts`` (short and full inventory names), each run of digits generalised to ``[0-9]+``.
+
+    ``w1``..``w5`` give ``w[0-9]+``: a worker added under the same naming scheme is admitted
+    without a new release of the approver (adding a node changes nothing cluster-wide), while a
+    name outside the inventory's families is not. The approver also requires the addresses of a
+    certificate to lie in ``juno_node_networks`` and the request to come from the node itself.
+    """
+    patterns = []
     for h in hosts or []:
         for name in (kube_node_name(h), str(h).lower()):
-            if name not in names:
-                names.append(name)
-    if not names:
+            pattern = "[0-9]+".join(re.escape(part) for part in re.split(r"[0-9]+", name))
+            if pattern not in patterns:
+                patterns.append(pattern)
+    if not patterns:
         raise AnsibleFilterError("juno.hub.kube_node_regex: no hosts")
-    return "^(%s)$" % "|".join(re.escape(n) for n in names)
+    return "^(%s)$" % "|".join(sorted(patterns))
 
 
 def kube_cert_sans(endpoint, nodes, extra=None):

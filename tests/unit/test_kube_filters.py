@@ -146,12 +146,14 @@ def test_cert_sans():
         "10.20.0.10", "cp1", "cp1.juno.example.edu", "10.20.0.11", "cp2", "10.20.0.12", "api.juno.example.edu"]
 
 
-def test_node_regex_matches_only_inventory_nodes():
-    regex = re.compile(kube.kube_node_regex(["cp1.juno.example.edu", "w1"]))
-    for name in ("cp1", "cp1.juno.example.edu", "w1"):
-        assert regex.match(name)
-    for name in ("cp1xjuno.example.edu", "cp10", "w1.evil", "xw1", ""):
+def test_node_regex_matches_the_inventory_name_families():
+    regex = re.compile(kube.kube_node_regex(["cp1.juno.example.edu", "w1", "w2", "gpu-a01"]))
+    for name in ("cp1", "cp1.juno.example.edu", "w1", "w2", "cp10", "w7", "gpu-a02", "cp3.juno.example.edu"):
+        assert regex.match(name), name
+    for name in ("cp1xjuno.example.edu", "w1.evil", "xw1", "w", "wx1", "gpu-b01", "kubernetes", "cp1.other.edu", ""):
         assert not regex.match(name), name
+    # one more node of the same family leaves the expression as it was (no cluster-wide change)
+    assert kube.kube_node_regex(["w1", "w2"]) == kube.kube_node_regex(["w1", "w2", "w3"]) == "^(w[0-9]+)$"
     with pytest.raises(AnsibleFilterError):
         kube.kube_node_regex([])
 

@@ -441,8 +441,10 @@ def test_kube_vip_static_pod_validates(rendered, site):
         assert re.search(r":v\d+\.\d+\.\d+$", image), "kube-vip image must be pinned: %s" % image
 
 
-@pytest.mark.parametrize("name", ["addon-namespaces.yaml", "node-labels.yaml"])
+@pytest.mark.parametrize("name", ["addon-namespaces.yaml", "w1/node-labels.yaml"])
 def test_manifests_validate(rendered, site, name):
+    if name.startswith("w1/"):
+        name = "%s/node-labels.yaml" % next(h for h in site["workers"] if h.startswith("w1"))
     docs = load_yaml_all(rendered / name)
     assert docs
     for doc in docs:
@@ -456,14 +458,15 @@ def test_addon_namespaces_are_privileged_only_where_needed(rendered):
         assert doc["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "privileged"
 
 
-def test_node_labels_from_the_inventory(rendered, site):
-    docs = {d["metadata"]["name"]: d for d in load_yaml_all(rendered / "node-labels.yaml")}
-    assert set(docs) == {h.split(".")[0] for h in site["workers"]}
+def test_node_labels_and_taints_from_the_inventory(rendered, site):
+    """Each worker's labels and taints are in its own directory: adding a worker touches no other file."""
+    assert not (rendered / "node-labels.yaml").exists() and not (rendered / "node-taints.yaml").exists()
     for host, hv in site["workers"].items():
-        assert docs[host.split(".")[0]]["metadata"]["labels"] == {k: str(v) for k, v in (hv.get("worker_node_labels") or {}).items()}
-        assert set(docs[host.split(".")[0]]) == {"apiVersion", "kind", "metadata"}, "labels only: taints are not applied server-side"
-    taints = load_yaml(rendered / "node-taints.yaml")
-    assert set(taints) == set(docs)
+        doc = load_yaml(rendered / host / "node-labels.yaml")
+        assert doc["metadata"]["name"] == host.split(".")[0]
+        assert doc["metadata"]["labels"] == {k: str(v) for k, v in (hv.get("worker_node_labels") or {}).items()}
+        assert set(doc) == {"apiVersion", "kind", "metadata"}, "labels only: taints are not applied server-side"
+        assert load_yaml(rendered / host / "node-taints.yaml") == kube.kube_taints(hv.get("worker_node_taints", []))
 
 
 def test_metallb_pool_structure(rendered, site):
@@ -512,12 +515,12 @@ def test_calico_values(rendered, site):
     assert not (rendered / "cilium.release.yaml").exists()
 
 
-def test_csr_approver_values_admit_only_inventory_nodes(rendered, site):
+def test_csr_approver_values_admit_only_inventory_name_families(rendered, site):
     values = load_yaml(rendered / "kubelet-csr-approver.values.yaml")
     regex = re.compile(values["providerRegex"])
     for host in list(site["control_planes"]) + list(site["workers"]):
         assert regex.match(host.split(".")[0]) and regex.match(host)
-    for name in ("nfs1", "evil", "w1x", "xw1", "w1.juno.example.edu.evil"):
+    for name in ("nfs1", "evil", "w1x", "xw1", "w1.juno.example.edu.evil", "kubernetes"):
         assert not regex.match(name), name
     assert values["providerIpPrefixes"] == site["juno_node_networks"]
 
