@@ -4,8 +4,6 @@ paths that need no directory (missing ldap3, option relations, how failures are 
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 from ansible.module_utils.testing import patch_module_args
@@ -37,13 +35,8 @@ def run(args, capsys):
 
 
 @pytest.fixture(scope="module")
-def docs():
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(TOP, ".collections"),
-               ANSIBLE_CONFIG=os.path.join(TOP, "ansible.cfg"))
-    exe = os.path.join(os.path.dirname(sys.executable), "ansible-doc")
-    proc = subprocess.run([exe, "--json", "juno.hub.ad_group_info"], env=env, capture_output=True, text=True,
-                          check=True, timeout=300)
-    return json.loads(proc.stdout)["juno.hub.ad_group_info"]
+def docs(ansible_doc):
+    return ansible_doc("juno.hub.ad_group_info")
 
 
 def test_documentation_matches_argument_spec(docs):

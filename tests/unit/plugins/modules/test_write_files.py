@@ -8,8 +8,6 @@ import json
 import os
 import pwd
 import stat
-import subprocess
-import sys
 
 import pytest
 from ansible.module_utils.testing import patch_module_args
@@ -66,13 +64,8 @@ def three(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def docs():
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(TOP, ".collections"),
-               ANSIBLE_CONFIG=os.path.join(TOP, "ansible.cfg"))
-    exe = os.path.join(os.path.dirname(sys.executable), "ansible-doc")
-    proc = subprocess.run([exe, "--json", "juno.hub.write_files"], env=env, capture_output=True, text=True,
-                          check=True, timeout=300)
-    return json.loads(proc.stdout)["juno.hub.write_files"]
+def docs(ansible_doc):
+    return ansible_doc("juno.hub.write_files")
 
 
 def test_documentation_matches_argument_spec(docs):
