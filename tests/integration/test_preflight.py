@@ -65,3 +65,36 @@ def test_inventory_problems_are_reported_once_and_host_problems_per_host():
     assert len(with_inventory) == 1, out
     with_memory = sorted(h for h, block in failures.items() if "MB of memory, less than" in block)
     assert with_memory == ["w1.broken.test", "w1.other.test", "w3.broken.test"], out
+
+
+def test_bad_types_of_role_settings_stop_preflight_together():
+    """The second play checks the types of every role the phases will use (their
+    meta/argument_specs.yml, through juno.hub.role_options) in one task per host, before any
+    role's own checks: two roles' bad settings are reported together, and nothing changes."""
+    r = run_preflight("--start-at-task", "Check the types of the settings of the roles this run will use",
+                      "-e", '{"juno_preflight_phases": ["nodes"], "node_sysctl": 5, "containerd_source": "bogus"}')
+    out = r.stdout + r.stderr
+    assert r.returncode != 0, out
+    failed = re.findall(r"^fatal: \[([^\]]+)\]: FAILED! => *\n((?:[ \t]+.*\n)+)", r.stdout, re.M)
+    assert sorted(h for h, _ in failed) == ["cp1.broken.test", "cp2.broken.test", "w1.broken.test", "w1.other.test",
+                                            "w3.broken.test"], out
+    for host, block in failed:
+        assert "argument 'node_sysctl' is of type int" in block.replace("''", "'"), block
+        assert "value of containerd_source must be one of: distribution, upstream, got: bogus" in block, block
+    # The NFS server runs neither role; no role's own checks ran anywhere.
+    assert "nfs1.broken.test" not in dict(failed)
+    assert "Run the read-only checks of each role" not in out
+    recap = re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", out, re.M)
+    assert recap and all(changed == "0" for host, changed in recap), recap
+
+
+def test_role_defaults_are_not_checked_outside_the_roles():
+    """Valid role settings pass: the defaults (templates such as containerd_enable_selinux, which
+    only the role's context resolves) are left out of the preflight type check."""
+    r = run_preflight("--start-at-task", "Check the types of the settings of the roles this run will use",
+                      "-e", '{"juno_preflight_phases": ["nodes", "storage", "cluster", "hubs", "monitoring", "backup"]}',
+                      "--limit", "nfs1.broken.test,cp1.broken.test")
+    out = r.stdout
+    m = re.search(r"TASK \[Check the types of the settings of the roles this run will use\].*?\n\n", out, re.S)
+    assert m, out
+    assert "fatal" not in m.group(0) and "ok: [cp1.broken.test]" in m.group(0), m.group(0)
