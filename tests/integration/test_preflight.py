@@ -76,7 +76,7 @@ def test_bad_types_of_role_settings_stop_preflight_together():
     out = r.stdout + r.stderr
     assert r.returncode != 0, out
     failed = re.findall(r"^fatal: \[([^\]]+)\]: FAILED! => *\n((?:[ \t]+.*\n)+)", r.stdout, re.M)
-    assert sorted(h for h, _ in failed) == ["cp1.broken.test", "cp2.broken.test", "w1.broken.test", "w1.other.test",
+    assert sorted(host for host, block in failed) == ["cp1.broken.test", "cp2.broken.test", "w1.broken.test", "w1.other.test",
                                             "w3.broken.test"], out
     for host, block in failed:
         assert "argument 'node_sysctl' is of type int" in block.replace("''", "'"), block
