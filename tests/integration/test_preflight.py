@@ -76,8 +76,8 @@ def test_bad_types_of_role_settings_stop_preflight_together():
     out = r.stdout + r.stderr
     assert r.returncode != 0, out
     failed = re.findall(r"^fatal: \[([^\]]+)\]: FAILED! => *\n((?:[ \t]+.*\n)+)", r.stdout, re.M)
-    assert sorted(host for host, block in failed) == ["cp1.broken.test", "cp2.broken.test", "w1.broken.test", "w1.other.test",
-                                            "w3.broken.test"], out
+    nodes = ["cp1.broken.test", "cp2.broken.test", "w1.broken.test", "w1.other.test", "w3.broken.test"]
+    assert sorted(host for host, block in failed) == nodes, out
     for host, block in failed:
         assert "argument 'node_sysctl' is of type int" in block.replace("''", "'"), block
         assert "value of containerd_source must be one of: distribution, upstream, got: bogus" in block, block
