@@ -10,15 +10,16 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 ---
 module: host_state_info
-short_description: Read, in one module run, which packages are installed, systemd units' states, paths and sysctl values
+short_description: Read, in one module run, which packages are installed, systemd units' states, paths, small files and sysctl values
 version_added: 0.1.0
 author:
   - juno.hub developers (@juno-hub)
 description:
-  - Answers four questions about a host in B(one) module run, and changes nothing. Which of
+  - Answers five questions about a host in B(one) module run, and changes nothing. Which of
     O(packages) are installed, and their versions, from the package database. The load, activation
     and unit-file state of each of O(units), from C(systemctl show). Whether each of O(paths)
-    exists, is a directory and is writable. The running value of each kernel parameter of O(sysctl).
+    exists, is a directory and is writable, and its owner, group and mode. The text of each small
+    file of O(contents). The running value of each kernel parameter of O(sysctl).
   - A role reads the state it manages at its start and runs an installing or service module
     only where that state differs, or where an earlier task of the same run changed something.
     A rerun that finds everything in place then costs this one module run instead of one
@@ -50,6 +51,14 @@ options:
   paths:
     description:
       - Absolute paths, used as given (no C(~) or variable expansion). Symbolic links are followed.
+    type: list
+    elements: str
+    default: []
+  contents:
+    description:
+      - Absolute paths of small text files to read, used as given. Symbolic links are followed.
+      - A file that is missing, not a regular file (files under C(/proc) and C(/sys) are read),
+        unreadable, not UTF-8, or larger than 1 MiB is returned as null.
     type: list
     elements: str
     default: []
@@ -165,7 +174,21 @@ paths:
     writeable:
       description: Whether the connecting user may write it (C(access(2)); false on a read-only mount).
       type: bool
-  sample: {/proc/sys/kernel/panic: {exists: true, isdir: false, writeable: false}}
+    owner:
+      description: The name of its owner (the uid as a string when it has no name); null when it does not exist.
+      type: str
+    group:
+      description: The name of its group (the gid as a string when it has no name); null when it does not exist.
+      type: str
+    mode:
+      description: Its permission bits as four octal digits, as the file modules write them (C(0644)); null when it does not exist.
+      type: str
+  sample: {/proc/sys/kernel/panic: {exists: true, isdir: false, writeable: false, owner: root, group: root, mode: "0644"}}
+contents:
+  description: Each path of O(contents) and the file's text, or null (see O(contents)).
+  returned: always
+  type: dict
+  sample: {/etc/fstab: "# <file system> <mount point> <type> <options> <dump> <pass>\n"}
 sysctl:
   description:
     - Each name of O(sysctl) and its running value as the kernel prints it (fields separated by tabs
@@ -176,8 +199,11 @@ sysctl:
   sample: {net.ipv4.ip_forward: "1", net.ipv4.ip_local_port_range: "32768\t60999"}
 """
 
+import grp
 import os
+import pwd
 import re
+import stat
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -185,6 +211,7 @@ from ansible.module_utils.basic import AnsibleModule
 # package manager by reporting it missing.
 _DPKG_NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]*(:[a-z0-9-]+)?$")
 _RPM_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")
+_CONTENT_LIMIT = 1024 * 1024
 _UNIT_PROPERTIES = ("Id", "LoadState", "ActiveState", "SubState", "UnitFileState", "NeedDaemonReload")
 
 
@@ -294,15 +321,46 @@ def read_units(module, names):
     return True, {n: unit_state(b) for n, b in zip(names, blocks)}
 
 
+def _name(lookup, ident):
+    try:
+        return lookup(ident)[0]
+    except KeyError:
+        return str(ident)
+
+
 def read_paths(paths):
     result = {}
     for path in paths:
-        exists = os.path.exists(path)
+        try:
+            info = os.stat(path)
+        except (IOError, OSError):
+            info = None
+        exists = info is not None
         result[path] = {
             "exists": exists,
-            "isdir": os.path.isdir(path),
+            "isdir": exists and stat.S_ISDIR(info.st_mode),
             "writeable": exists and os.access(path, os.W_OK),
+            "owner": _name(pwd.getpwuid, info.st_uid) if exists else None,
+            "group": _name(grp.getgrgid, info.st_gid) if exists else None,
+            "mode": "%04o" % stat.S_IMODE(info.st_mode) if exists else None,
         }
+    return result
+
+
+def read_contents(paths):
+    """{path: text} of small files; null for anything the role should not decide from."""
+    result = {}
+    for path in paths:
+        text = None
+        try:
+            if not os.path.isdir(path):
+                with open(path, "rb") as handle:
+                    data = handle.read(_CONTENT_LIMIT + 1)
+                if len(data) <= _CONTENT_LIMIT:
+                    text = data.decode("utf-8")
+        except (IOError, OSError, UnicodeDecodeError):
+            text = None
+        result[path] = text
     return result
 
 
@@ -337,6 +395,7 @@ def main():
             packages=dict(type="list", elements="str", default=[]),
             units=dict(type="list", elements="str", default=[]),
             paths=dict(type="list", elements="str", default=[]),
+            contents=dict(type="list", elements="str", default=[]),
             sysctl=dict(type="list", elements="str", default=[]),
         ),
         supports_check_mode=True,
@@ -344,9 +403,10 @@ def main():
     packages = module.params["packages"]
     units = module.params["units"]
     paths = module.params["paths"]
-    for i, path in enumerate(paths):
-        if not os.path.isabs(path):
-            module.fail_json(msg="paths[%d] is %r; it must be an absolute path" % (i, path))
+    for what in ("paths", "contents"):
+        for i, path in enumerate(module.params[what]):
+            if not os.path.isabs(path):
+                module.fail_json(msg="%s[%d] is %r; it must be an absolute path" % (what, i, path))
     for what, names in (("packages", packages), ("units", units), ("sysctl", module.params["sysctl"])):
         for i, name in enumerate(names):
             if not name or name.startswith("-") or any(c.isspace() for c in name):
@@ -365,6 +425,7 @@ def main():
         systemd=systemd,
         units=unit_states,
         paths=read_paths(paths),
+        contents=read_contents(module.params["contents"]),
         sysctl=read_sysctl(module.params["sysctl"]),
     )
 

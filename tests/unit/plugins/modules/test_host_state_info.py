@@ -3,8 +3,10 @@
 dpkg-query, rpm and systemctl output with AnsibleModule.run_command replaced; argument checks,
 check mode, and the documentation against what the module takes and returns."""
 
+import grp
 import json
 import os
+import pwd
 import shutil
 import subprocess
 
@@ -137,7 +139,8 @@ def test_documented_return_values_are_what_main_returns(docs, run, tmp_path, dpk
     commands.answer["dpkg-query"] = (0, dpkg_lines(("chrony", "chrony", "amd64", "ii ", "4.3-2")), "")
     commands.answer["systemctl"] = (0, "Id=chrony.service\nLoadState=loaded\nActiveState=active\nSubState=running\n"
                                        "UnitFileState=enabled\nNeedDaemonReload=no\n", "")
-    out = run(packages=["chrony"], units=["chrony"], paths=[str(tmp_path)], sysctl=["kernel.panic"])
+    out = run(packages=["chrony"], units=["chrony"], paths=[str(tmp_path)], sysctl=["kernel.panic"],
+              contents=["/proc/filesystems"])
     returned = docs["return"]
     assert sorted(returned) == sorted(k for k in out if k not in ("changed", "invocation", "warnings", "deprecations"))
     assert sorted(returned["units"]["contains"]) == sorted(out["units"]["chrony"])
@@ -159,14 +162,83 @@ def test_paths(run, tmp_path):
     assert out["changed"] is False
     assert list(out["paths"]) == [str(tmp_path / n) for n in names]
     got = {n: out["paths"][str(tmp_path / n)] for n in names}
-    assert got["file"] == dict(exists=True, isdir=False, writeable=True)
-    assert got["dir"] == dict(exists=True, isdir=True, writeable=True)
-    assert got["missing"] == got["missing/below"] == dict(exists=False, isdir=False, writeable=False)
-    assert got["link-to-dir"] == dict(exists=True, isdir=True, writeable=True)  # links are followed
-    assert got["dangling"] == dict(exists=False, isdir=False, writeable=False)
+    owner = dict(owner=pwd.getpwuid(os.geteuid()).pw_name, group=grp.getgrgid(os.getegid()).gr_name)
+    os.chmod(str(tmp_path / "dir"), 0o2750)
+    dir_mode = run(paths=[str(tmp_path / "dir")])["paths"][str(tmp_path / "dir")]["mode"]
+    assert got["file"] == dict(exists=True, isdir=False, writeable=True, mode="%04o" % (0o666 & ~current_umask()), **owner)
+    assert got["dir"] == dict(got["dir"], exists=True, isdir=True, writeable=True, **owner)
+    assert dir_mode == "2750"  # setgid included, file type left out
+    missing = dict(exists=False, isdir=False, writeable=False, owner=None, group=None, mode=None)
+    assert got["missing"] == got["missing/below"] == missing
+    assert got["link-to-dir"] == got["dir"]  # links are followed
+    assert got["dangling"] == missing
     assert out["packages"] == {} and out["packages_missing"] == [] and out["units"] == {}
     assert out["package_manager"] is None and out["systemd"] is True
     assert out.get("sysctl", {}) == {}
+
+
+def current_umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_owner_without_a_name_is_the_number(run, tmp_path, monkeypatch):
+    path = tmp_path / "f"
+    path.write_text("x")
+
+    def unknown(ident):
+        raise KeyError(ident)
+
+    monkeypatch.setattr(host_state_info.pwd, "getpwuid", unknown)
+    monkeypatch.setattr(host_state_info.grp, "getgrgid", unknown)
+    got = run(paths=[str(path)])["paths"][str(path)]
+    assert (got["owner"], got["group"]) == (str(os.stat(str(path)).st_uid), str(os.stat(str(path)).st_gid))
+
+
+# Contents, for real
+
+def test_contents(run, tmp_path):
+    (tmp_path / "text").write_text(u"# swap\n/dev/sda2 none swap sw 0 0\nvalue = \u00e9\n", encoding="utf-8")
+    (tmp_path / "empty").write_text("")
+    (tmp_path / "binary").write_bytes(b"\xff\xfe\x00bad")
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "text")
+    (tmp_path / "unreadable").write_text("secret")
+    os.chmod(str(tmp_path / "unreadable"), 0)
+    names = ["text", "empty", "binary", "dir", "missing", "link", "unreadable"]
+    out = run(contents=[str(tmp_path / n) for n in names])
+    assert out["changed"] is False
+    assert list(out["contents"]) == [str(tmp_path / n) for n in names]
+    got = {n: out["contents"][str(tmp_path / n)] for n in names}
+    assert got["text"] == u"# swap\n/dev/sda2 none swap sw 0 0\nvalue = \u00e9\n"
+    assert got["empty"] == ""
+    assert got["binary"] is None and got["dir"] is None and got["missing"] is None
+    assert got["link"] == got["text"]
+    # root reads a mode 0 file; anyone else gets null.
+    assert got["unreadable"] == ("secret" if os.geteuid() == 0 else None)
+
+
+def test_contents_of_proc_files_are_read(run):
+    """/proc files report size 0 but have text: the kernel's filesystems list is read in full."""
+    with open("/proc/filesystems") as handle:
+        expected = handle.read()
+    assert run(contents=["/proc/filesystems"])["contents"]["/proc/filesystems"] == expected
+
+
+def test_contents_larger_than_the_limit_are_null(run, tmp_path, monkeypatch):
+    monkeypatch.setattr(host_state_info, "_CONTENT_LIMIT", 10)
+    (tmp_path / "at").write_text("0123456789")
+    (tmp_path / "over").write_text("0123456789a")
+    out = run(contents=[str(tmp_path / "at"), str(tmp_path / "over")])["contents"]
+    assert out == {str(tmp_path / "at"): "0123456789", str(tmp_path / "over"): None}
+
+
+@pytest.mark.parametrize("bad", ["relative", "~/x", ""])
+def test_relative_contents_path_is_refused(run, tmp_path, bad):
+    out = run(contents=[str(tmp_path), bad])
+    assert out["failed"] is True
+    assert out["msg"].startswith("contents[1] is %r; it must be an absolute path" % bad), out["msg"]
 
 
 def test_read_only_file(run, tmp_path):
