@@ -16,10 +16,13 @@ COLLECTION_LINK := .collections/ansible_collections/juno/hub
 SCENARIOS   ?= $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
 PYTEST_ARGS ?=
 
-.PHONY: help setup lint sanity units integration molecule test lab lab-destroy bench bench-ad build docker images clean
+.PHONY: help tools setup lint sanity units integration molecule test lab lab-destroy bench bench-ad build docker images clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
+
+tools: ## host tools the tests and the lab call (installs the missing ones from Debian's archive)
+	tests/harness/ensure-tools.sh
 
 $(VENV)/.installed: requirements.txt
 	@command -v python3 >/dev/null || { echo "python3 (3.11 or newer) is needed" >&2; exit 1; }
@@ -60,7 +63,7 @@ molecule: setup images ## every molecule scenario (converge, idempotence, check,
 	tests/harness/molecule.sh $(SCENARIOS)
 
 test: ## everything CI runs: lint, sanity, units, integration, molecule
-	@$(MAKE) --no-print-directory setup docker images
+	@$(MAKE) --no-print-directory tools setup docker images
 	@rc=0; \
 	for t in lint sanity units integration molecule; do \
 	  echo "##### make $$t"; \
@@ -70,7 +73,7 @@ test: ## everything CI runs: lint, sanity, units, integration, molecule
 	tests/harness/summary.sh $$rc; \
 	exit $$rc
 
-lab: setup images ## local container lab: 1 control plane, 2 workers, NFS, Samba AD; runs site.yml in render mode
+lab: tools setup images ## local container lab: 1 control plane, 2 workers, NFS, Samba AD; runs site.yml in render mode
 	$(PY) tests/harness/lab.py up -- $(LAB_ARGS)
 
 lab-destroy: ## remove the lab containers, network and inventory

@@ -38,6 +38,8 @@ if args:
 PY
 fi
 
+# Without shellcheck ansible-test only warns and skips that test: stop instead.
+command -v shellcheck >/dev/null 2>&1 || { echo "sanity: shellcheck is missing (make tools installs it)" >&2; exit 1; }
 cd "$dest"
 echo "sanity: ansible-core $ansible_core, python $python, in $dest" >&2
 "$top/.venv/bin/ansible-test" sanity --python "$python" --venv --requirements --color no "$@"
