@@ -16,7 +16,7 @@ COLLECTION_LINK := .collections/ansible_collections/juno/hub
 SCENARIOS   ?= $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
 PYTEST_ARGS ?=
 
-.PHONY: help tools setup lint sanity units integration molecule test lab lab-destroy bench bench-ad build docker images clean
+.PHONY: help tools setup k8s-components lint sanity units integration molecule test lab lab-destroy bench bench-ad build docker images clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -73,8 +73,13 @@ test: ## everything CI runs: lint, sanity, units, integration, molecule
 	tests/harness/summary.sh $$rc; \
 	exit $$rc
 
-lab: tools setup images ## local container lab: 1 control plane, 2 workers, NFS, Samba AD; runs site.yml in render mode
-	$(PY) tests/harness/lab.py up -- $(LAB_ARGS)
+k8s-components: ## Kubernetes components built from their Go modules, as .deb files and image archives (.cache/components)
+	tests/harness/ensure-tools.sh go mmdebstrap dpkg-deb
+	python3 tests/components/build.py $(COMPONENTS_ARGS)
+
+# RENDER=1: the lab without a cluster (site.yml in render mode; no Go build needed).
+lab: tools setup images $(if $(RENDER),,k8s-components) ## local container lab: a real kubeadm cluster (1 control plane, 2 workers), NFS, Samba AD; RENDER=1 renders only
+	$(PY) tests/harness/lab.py up $(if $(RENDER),--render) -- $(LAB_ARGS)
 
 lab-destroy: ## remove the lab containers, network and inventory
 	$(PY) tests/harness/lab.py down

@@ -56,7 +56,8 @@ def specs(kube, comps, bins):
         "kubelet": dict(version=kube, description="Node agent for Kubernetes clusters",
                         depends="iptables (>= 1.4.21), iproute2, mount, ethtool, util-linux, conntrack, socat, kubernetes-cni (>= 1.1.1)",
                         files={"/usr/bin/kubelet": (os.path.join(k, "kubelet"), 0o755),
-                               "/usr/lib/systemd/system/kubelet.service": (KUBELET_SERVICE, 0o644)}),
+                               "/usr/lib/systemd/system/kubelet.service": (KUBELET_SERVICE, 0o644),
+                               "/etc/kubernetes/manifests/": (None, 0o755)}),
         "kubeadm": dict(version=kube, description="Command-line utility for administering a Kubernetes cluster",
                         depends="cri-tools (>= 1.30.0)",
                         files={"/usr/bin/kubeadm": (os.path.join(k, "kubeadm"), 0o755),
@@ -87,7 +88,7 @@ def package(kube, comps, bins, out, epoch, say):
         deb = os.path.join(out, "%s_%s-%s_%s.deb" % (name, spec["version"], REVISION, ARCH))
         h = hashlib.sha256(json.dumps([name, spec["version"], spec["depends"], spec["description"], epoch]).encode())
         for path, (src, mode) in sorted(spec["files"].items()):
-            content = hashlib.sha256(src.encode()).hexdigest() if "\n" in src else _sha_file(src)
+            content = "dir" if src is None else hashlib.sha256(src.encode()).hexdigest() if "\n" in src else _sha_file(src)
             h.update(("%s %o %s" % (path, mode, content)).encode())
         stamp = deb + ".inputs"
         if os.path.exists(deb) and os.path.exists(stamp) and open(stamp).read() == h.hexdigest():
@@ -97,6 +98,9 @@ def package(kube, comps, bins, out, epoch, say):
             for path, (src, mode) in spec["files"].items():
                 dst = root + path
                 os.makedirs(os.path.dirname(dst), exist_ok=True)
+                if src is None:  # a directory of the package
+                    os.chmod(dst, mode)
+                    continue
                 if "\n" in src:
                     with open(dst, "w") as f:
                         f.write(src)

@@ -18,8 +18,17 @@ have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin
 
 missing=()
 for t in "${tools[@]}"; do
-  [ -n "${pkg[$t]:-}" ] || { echo "ensure-tools: unknown tool '$t' (known: ${!pkg[*]})" >&2; exit 2; }
+  [ -n "${pkg[$t]:-}" ] || [ "$t" = go ] || { echo "ensure-tools: unknown tool '$t' (known: ${!pkg[*]})" >&2; exit 2; }
   have "$t" || missing+=("$t")
+done
+# Go builds the lab's Kubernetes components (tests/components/build.py). Debian 12's golang (1.19)
+# is too old for Kubernetes 1.32, so it is not installed from there: name it instead.
+for i in "${!missing[@]}"; do
+  if [ "${missing[$i]}" = go ]; then
+    echo "harness: the go command is missing: Go 1.23 or newer is needed to build the lab's Kubernetes components" \
+         "(https://go.dev/doc/install); \`make lab RENDER=1\` runs the lab without them" >&2
+    exit 1
+  fi
 done
 # python3 -m venv needs the venv module (Debian ships it apart as python3-venv).
 if have python3 && ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then

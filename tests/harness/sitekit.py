@@ -25,6 +25,30 @@ NODE_ARGS = [
     "--cgroupns", "host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
     "--tmpfs", "/run", "--tmpfs", "/run/lock", "--tmpfs", "/tmp",
 ]
+# Nodes of an apply-mode site run containerd, the kubelet and pods. They cannot be --privileged
+# here (the engine lacks CAP_SYS_RESOURCE), so they get every other capability, no seccomp or
+# AppArmor profile, writable /proc/sys (sysctls of their own network namespace) and
+# /var/lib/containerd on a volume (overlayfs snapshots cannot live on the overlay root).
+# The host is cgroup v1: with the host's cgroup namespace the kubelet would look for kubepods.slice
+# at the hierarchy's root while systemd in the container makes it under the container's own
+# cgroup. So these nodes get a private cgroup namespace, and before systemd starts, each cgroup
+# hierarchy is mounted again read-write (Docker mounts them read-only): the container's cgroup is
+# then the root for systemd, the kubelet and runc alike. The device cgroup admits every device, so
+# that runc can give privileged pods (kube-proxy, the CNI) theirs; /dev/kmsg is there for the kubelet.
+APPLY_NODE_ARGS = [
+    "--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE",
+    "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
+    "--security-opt", "systempaths=unconfined",
+    "--cgroupns", "private", "--device", "/dev/kmsg", "--device-cgroup-rule", "a *:* rwm",
+    "--tmpfs", "/run", "--tmpfs", "/run/lock", "--tmpfs", "/tmp",
+    "-v", "/var/lib/containerd",
+]
+APPLY_NODE_CMD = ["sh", "-c", (
+    'grep " cgroup " /proc/self/mounts | while read -r _ dst _ opts _; do '
+    'o=$(echo "$opts" | tr , "\\n" | grep -vE "^(ro|rw|nosuid|nodev|noexec|relatime)$" | paste -sd,); '
+    'umount "$dst" && mount -t cgroup -o "rw,nosuid,nodev,noexec,$o" cgroup "$dst"; done; '
+    'exec /lib/systemd/systemd')]
+COMPONENTS = os.path.join(TOP, ".cache", "components")
 
 
 def docker(*args, check=True):
@@ -56,8 +80,9 @@ def to_yaml(data):
 class Site:
     """One container site. `nodes` maps host name -> group (kube_control_plane, kube_workers, nfs_server)."""
 
-    def __init__(self, name, subnet, inventory, nodes, say=None):
+    def __init__(self, name, subnet, inventory, nodes, say=None, apply=False):
         self.name = name
+        self.apply = apply
         self.net = "juno-" + name
         self.subnet = ipaddress.ip_network(subnet)
         self.inventory = inventory
@@ -93,17 +118,36 @@ class Site:
             self.say("creating network %s (%s)" % (self.net, self.subnet))
             docker("network", "create", "--subnet", str(self.subnet), self.net)
 
-    def ensure_container(self, host, addr, image, extra=()):
+    def ensure_container(self, host, addr, image, extra=(), mode="render", cmd=()):
+        """Start the container, or the one that exists. A node container made for the other mode
+        (render or apply: they differ in capabilities and volumes) is replaced."""
         cname = self.container(host)
         if exists("container", cname):
-            if not running(cname):
-                docker("start", cname)
-            return
-        docker("run", "-d", "--name", cname, "--hostname", host, "--network", self.net, "--ip", addr, *extra, image)
+            # Containers from before the label existed were made for render mode.
+            have = docker("inspect", "-f", '{{ index .Config.Labels "juno.hub.lab-mode" }}', cname).stdout.strip() or "render"
+            if have == mode or host == "dc1":
+                if not running(cname):
+                    docker("start", cname)
+                return
+            self.say("replacing %s: it was made for %s mode, this run is in %s mode" % (cname, have, mode))
+            docker("rm", "-f", "-v", cname)
+        docker("run", "-d", "--name", cname, "--hostname", host, "--network", self.net, "--ip", addr,
+               "--label", "juno.hub.lab-mode=" + mode, *extra, image, *cmd)
 
     def ensure_nodes(self, hosts=None):
         for host in hosts or self.nodes:
-            self.ensure_container(host, self.address(host), BASE, NODE_ARGS)
+            cluster = self.nodes[host] != "nfs_server"
+            mode = "apply" if self.apply and cluster else "render"
+            if mode == "apply":
+                self.ensure_container(host, self.address(host), BASE, APPLY_NODE_ARGS, mode, APPLY_NODE_CMD)
+                # The node's resolv.conf names Docker's DNS (127.0.0.11), which pods cannot reach:
+                # CoreDNS would forward to itself and stop (its loop check). The kubelet gets a
+                # resolv.conf naming the node's own address instead: nothing answers there, so
+                # names outside the cluster fail at once and cluster names work.
+                docker("exec", self.container(host), "sh", "-c",
+                       "mkdir -p /etc/juno-lab && echo 'nameserver %s' > /etc/juno-lab/resolv.conf" % self.address(host))
+            else:
+                self.ensure_container(host, self.address(host), BASE, NODE_ARGS, mode)
 
     def remove_container(self, host):
         if exists("container", self.container(host)):
@@ -178,7 +222,12 @@ class Site:
         write(os.path.join(self.inventory, "hosts.yml"), header + to_yaml(tree))
         write(os.path.join(self.inventory, "group_vars", "all", "site.yml"), header + SITE_VARS % {
             "name": self.name, "subnet": self.subnet, "dc": self.dc_addr, "base": BASE_DN,
-            "vip": self.vip, "pool": self.pool, "hub_addr": self.hub_addr})
+            "vip": self.vip, "pool": self.pool, "hub_addr": self.hub_addr, "apply": "true" if self.apply else "false"})
+        lab_apply = os.path.join(self.inventory, "group_vars", "all", "lab-apply.yml")
+        if self.apply:
+            write(lab_apply, header + to_yaml(self.apply_vars()))
+        elif os.path.exists(lab_apply):
+            os.remove(lab_apply)
         vault_pass = os.path.join(self.inventory, ".vault-pass")
         if not os.path.exists(vault_pass):
             write(vault_pass, self.secret("vault") + "\n", 0o600)
@@ -188,6 +237,71 @@ class Site:
                 json.dumps(svc_password), json.dumps("juno-lab:not-a-real-api-key"))
             subprocess.run([os.path.join(BIN, "ansible-vault"), "encrypt", "--vault-password-file", vault_pass,
                             "--output", vault_file, "-"], input=plain, text=True, check=True, capture_output=True)
+
+    def apply_vars(self, kube="1.32.4"):
+        """Variables of an apply-mode site: the offline packages and image archives that
+        tests/components/build.py made, and the settings that containers without CAP_SYS_RESOURCE
+        on a cgroup v1 host need. The latter are what rootless Kubernetes uses: lab only, never a
+        site's defaults (docs/development.md)."""
+        debs = os.path.join(COMPONENTS, "debs", kube)
+        images = os.path.join(COMPONENTS, "images", kube)
+        with open(os.path.join(images, "images.json")) as f:
+            archives = [os.path.join(images, i["file"]) for i in json.load(f)]
+        helm = os.path.join(COMPONENTS, "dist", "helm-v3.18.4-linux-amd64.tar.gz")
+        with open(helm + ".sha256sum") as f:
+            helm_sum = f.read().split()[0]
+        # SystemVerification: cgroup v1 and no kernel config in a container. HTTPProxyCIDR: kubeadm
+        # 1.32's check writes "https://[<IPv4>]:1234", which net/url of Go 1.26 (the Go that builds
+        # the lab's kubeadm) rejects; upstream's binaries are built with Go 1.23.
+        ignore = ["SystemVerification", "FileContent--proc-sys-net-bridge-bridge-nf-call-iptables", "Swap", "HTTPProxyCIDR"]
+        return {
+            "kubernetes_packages_source": "offline",
+            "kubernetes_packages_offline_dir": debs,
+            "kubernetes_packages_helm_offline_file": helm,
+            "kubernetes_packages_helm_checksums": {"amd64": "sha256:" + helm_sum},
+            "containerd_image_archives": archives,
+            # Lab only (rootless Kubernetes' settings): the containers lack CAP_SYS_RESOURCE.
+            "containerd_restrict_oom_score_adj": True,
+            "control_plane_kubelet_extra_config": {"featureGates": {"KubeletInUserNamespace": True},
+                                                   "resolvConf": "/etc/juno-lab/resolv.conf"},
+            # etcdctl and etcdutl from the etcd image the cluster runs (no release download here).
+            "etcd_backup_tools_source": "container",
+            "control_plane_kubelet_protect_kernel_defaults": False,
+            # kube-proxy would set the host kernel's conntrack table size.
+            "control_plane_kube_proxy_extra_config": {"conntrack": {"maxPerCore": 0}},
+            "control_plane_kubeadm_ignore_preflight_errors": ignore,
+            "worker_kubeadm_ignore_preflight_errors": ignore,
+            # Built here (tests/components/build.py); kube-router v2.1.0 is the release the module
+            # proxy serves, kube-vip v0.9.2 likewise.
+            "cluster_addons_cni": "kube-router",
+            "cluster_addons_kube_router_image": "docker.io/cloudnativelabs/kube-router:v2.1.0",
+            "control_plane_kube_vip_image": "ghcr.io/kube-vip/kube-vip:v0.9.2",
+            # Upstream charts and their images cannot be had here: written for review, not applied.
+            "juno_render_only": ["metallb", "metrics-server", "kubelet-csr-approver", "csi-driver-nfs", "eck", "jupyterhub"],
+        }
+
+    def kubectl(self, *args, check=True):
+        """kubectl on the first control plane, as cluster admin."""
+        cp = next(h for h, g in self.nodes.items() if g == "kube_control_plane")
+        return docker("exec", self.container(cp), "kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf", *args, check=check)
+
+    def approve_serving_csrs(self):
+        """Approve the kubelets' pending serving-certificate requests of this site's nodes. A site
+        runs kubelet-csr-approver for that (cluster_addons); its chart cannot be had here, so the
+        lab does what it would: approve kubernetes.io/kubelet-serving requests from system:node:<name>
+        for the site's own nodes. Returns the names approved."""
+        r = self.kubectl("get", "csr", "-o", "json", check=False)
+        if r.returncode != 0:
+            return []
+        approved = []
+        for csr in json.loads(r.stdout)["items"]:
+            spec, status = csr["spec"], csr.get("status", {})
+            user = spec.get("username", "")
+            if (spec.get("signerName") == "kubernetes.io/kubelet-serving" and not status.get("conditions")
+                    and user.startswith("system:node:") and user.split(":", 2)[2] in self.nodes):
+                self.kubectl("certificate", "approve", csr["metadata"]["name"])
+                approved.append(user.split(":", 2)[2])
+        return approved
 
     def playbook(self, playbook="site.yml", extra=(), env=None, capture=False):
         cmd = [os.path.join(BIN, "ansible-playbook"), "-i", self.inventory,
@@ -234,7 +348,7 @@ node_manage_hostname: false
 # chronyd cannot set the clock of a container (no CAP_SYS_TIME): run it with -x.
 node_chrony_control_clock: false
 
-juno_apply: false
+juno_apply: %(apply)s
 juno_render_dir: "{{ inventory_dir }}/rendered"
 juno_cluster_name: juno-%(name)s
 juno_kubernetes_version: "1.32.4"

@@ -132,6 +132,21 @@ def test_registry_credentials(version, plugin):
     assert cfg["plugins"][plugin]["registry"]["config_path"] == "/etc/containerd/certs.d"
 
 
+@pytest.mark.parametrize("version, plugin", [(2, "io.containerd.grpc.v1.cri"), (3, "io.containerd.cri.v1.runtime")])
+def test_restrict_oom_score_adj_only_when_asked(version, plugin):
+    """Lab only (containers without CAP_SYS_RESOURCE): the CRI runtime section of each format."""
+    cfg = parse("config.toml.j2", version, containerd_restrict_oom_score_adj=True)
+    assert cfg["plugins"][plugin]["restrict_oom_score_adj"] is True
+    assert [p for p in cfg["plugins"] if "restrict_oom_score_adj" in cfg["plugins"][p]] == [plugin]
+    default = parse("config.toml.j2", version)
+    assert all("restrict_oom_score_adj" not in section for section in default["plugins"].values())
+    assert "restrict_oom_score_adj" not in render("config.toml.j2", version)
+
+
+def test_restrict_oom_score_adj_is_off_by_default():
+    assert _defaults()["containerd_restrict_oom_score_adj"] is False
+
+
 def test_odd_option_values_stay_valid_toml():
     odd = copy.deepcopy(KATA)
     odd["name"] = "kata-qemu.snp"
