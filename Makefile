@@ -54,7 +54,7 @@ units: setup ## unit tests of modules, filters and templates
 	mkdir -p tests/output
 	pytest -q tests/unit --junitxml=tests/output/units.xml $(PYTEST_ARGS)
 
-integration: setup images ## tests against real services (Samba AD, etcd, JupyterHub) in containers
+integration: setup images k8s-components ## tests against real services (Samba AD, etcd, JupyterHub, a kubeadm cluster) in containers
 	mkdir -p tests/output
 	pytest -q tests/integration --junitxml=tests/output/integration.xml $(PYTEST_ARGS)
 
