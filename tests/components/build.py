@@ -97,6 +97,11 @@ def components(kube):
         dict(name="kube-vip", module="github.com/kube-vip/kube-vip", version="0.9.2",
              packages=["github.com/kube-vip/kube-vip"],
              ldflags="-s -w -X main.Version=v0.9.2"),
+        # CIS Kubernetes Benchmark checks. Its checks are YAML files of the module (cfg/), which
+        # the binary reads at run time; they are copied beside it.
+        dict(name="kube-bench", module="github.com/aquasecurity/kube-bench", version="0.9.4",
+             packages=["github.com/aquasecurity/kube-bench"], data={"cfg": "cfg"},
+             ldflags="-s -w -X github.com/aquasecurity/kube-bench/cmd.KubeBenchVersion=v0.9.4"),
         # The lab's test workload (tests/components/netcheck): HTTP server and TCP/DNS probes.
         dict(name="netcheck", module=None, version="1.0.0", packages=["juno.hub/components/netcheck"],
              ldflags="-s -w -X main.version=1.0.0"),
@@ -194,6 +199,16 @@ def build(c, step, total):
             s, t = os.path.join(out, src), os.path.join(out, dst)
             if not os.path.exists(t) or not same(s, t):
                 shutil.copy2(s, t)
+    for src, dst in c.get("data", {}).items():
+        # Run-time data of the module (kube-bench's check definitions), from the module cache.
+        mod = json.loads(run(["go", "list", "-m", "-json", c["module"]], cwd=d, env=go_env()))["Dir"]
+        target = os.path.join(out, dst)
+        if os.path.isdir(target):
+            shutil.rmtree(target)
+        shutil.copytree(os.path.join(mod, src), target)
+        for root, dirs, files in os.walk(target):  # the module cache is read-only
+            for x in dirs + files:
+                os.chmod(os.path.join(root, x), 0o755 if x in dirs else 0o644)
     say("built %s %s in %.0f s" % (c["name"], c["version"], time.time() - start))
     return out
 

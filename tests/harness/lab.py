@@ -51,6 +51,13 @@ def up(args):
             if approved:
                 LAB.say("approved the kubelet serving certificates of %s (what kubelet-csr-approver does on a site)"
                         % ", ".join(sorted(set(approved))))
+            for host, targets in (("cp1", None), ("w1", ["node"])):
+                r = LAB.kube_bench(host, targets)
+                t = r["totals"]
+                LAB.say("kube-bench (CIS 1.9) on %s: %d PASS, %d FAIL, %d WARN, %d INFO%s" % (
+                    host, t["pass"], t["fail"], t["warn"], t["info"],
+                    "; FAIL: " + ", ".join(i for i, _ in r["fail"]) if r["fail"] else ""))
+            LAB.say("every FAIL and WARN is explained in docs/security.md")
             LAB.say("kubectl on the control plane: docker exec %s kubectl get nodes" % LAB.container("cp1"))
     else:
         LAB.say("site.yml failed (exit %d); the containers are left running for a look: `docker ps --filter name=juno-lab-`" % rc)

@@ -303,6 +303,28 @@ class Site:
                 approved.append(user.split(":", 2)[2])
         return approved
 
+    def kube_bench(self, host, targets=None):
+        """Run kube-bench (built by tests/components/build.py, CIS benchmark cis-1.9, the newest its
+        release knows) on a node. Returns {totals: {pass, fail, warn, info}, fail: [(id, text)],
+        warn: [(id, text)]}."""
+        kb = os.path.join(COMPONENTS, "bin", "kube-bench-0.9.4")
+        cname = self.container(host)
+        docker("exec", cname, "mkdir", "-p", "/opt/juno-lab/kube-bench")
+        docker("cp", os.path.join(kb, "kube-bench"), cname + ":/opt/juno-lab/kube-bench/kube-bench")
+        docker("cp", os.path.join(kb, "cfg"), cname + ":/opt/juno-lab/kube-bench/")
+        cmd = ["exec", cname, "/opt/juno-lab/kube-bench/kube-bench", "run", "--json", "--benchmark", "cis-1.9",
+               "--config-dir", "/opt/juno-lab/kube-bench/cfg", "--config", "/opt/juno-lab/kube-bench/cfg/config.yaml"]
+        if targets:
+            cmd += ["--targets", ",".join(targets)]
+        report = json.loads(docker(*cmd).stdout)
+        out = {"totals": {k.replace("total_", ""): v for k, v in report["Totals"].items()}, "fail": [], "warn": []}
+        for control in report["Controls"]:
+            for group in control["tests"]:
+                for check in group["results"]:
+                    if check["status"] in ("FAIL", "WARN"):
+                        out[check["status"].lower()].append((check["test_number"], check["test_desc"]))
+        return out
+
     def playbook(self, playbook="site.yml", extra=(), env=None, capture=False):
         cmd = [os.path.join(BIN, "ansible-playbook"), "-i", self.inventory,
                "--vault-password-file", os.path.join(self.inventory, ".vault-pass"),
