@@ -84,7 +84,7 @@ lab: tools setup images $(if $(RENDER),,k8s-components) ## local container lab: 
 lab-destroy: ## remove the lab containers, network and inventory
 	$(PY) tests/harness/lab.py down
 
-bench: setup images ## benchmarks: site.yml first/noop/add-node/single/stock runs, AD lookup
+bench: setup images k8s-components ## benchmarks: site.yml first/noop/add-node/single/stock runs, apply-mode first/noop, AD lookup
 	bench/run.sh
 
 bench-ad: setup images ## AD lookup benchmark alone (chain rule vs naive)

@@ -9,6 +9,10 @@ Figures (each the median of BENCH_REPEAT runs, default 3):
   T_single  a fresh single-node site (one control plane + the NFS server)
   stock     T_first and T_noop with Ansible's stock settings (no pipelining, no fact cache,
             default forks and gathering), as the baseline
+  apply     T_first and T_noop of an apply-mode site (a real kubeadm cluster: 1 control plane,
+            2 workers, from the components make k8s-components built), median of
+            BENCH_APPLY_REPEAT (default 2) fresh sites; changed=0 asserted on the rerun.
+            BENCH_APPLY=0 leaves it out.
 plus the ten slowest tasks of a tuned T_first (ansible.posix.profile_tasks) and the control
 node's peak memory during T_first. Prints a table; writes bench/results/site-<time>.json.
 
@@ -50,6 +54,11 @@ BASE_HOSTS = ["cp%d" % i for i in range(1, CPS + 1)] + ["w%d" % i for i in range
 SINGLE_HOSTS = ["cp1", "nfs1"]
 
 SITE = sitekit.Site("bench", "172.29.8.0/24", INVENTORY, NODES, say=lambda m: print("bench: " + m, flush=True))
+APPLY_REPEAT = int(os.environ.get("BENCH_APPLY_REPEAT", "2"))
+APPLY_NODES = {"cp1": "kube_control_plane", "w1": "kube_workers", "w2": "kube_workers", "nfs1": "nfs_server"}
+APPLY_INVENTORY = os.path.join(TOP, ".cache", "bench", "apply-inventory")
+APPLY_SITE = sitekit.Site("benchapply", "172.29.12.0/24", APPLY_INVENTORY, APPLY_NODES, apply=True,
+                          say=lambda m: print("bench: " + m, flush=True))
 
 
 def rss_of_tree(pid):
@@ -75,9 +84,9 @@ def rss_of_tree(pid):
     return total
 
 
-def run_site(stock=False, profile=False, label=""):
+def run_site(stock=False, profile=False, label="", inventory=INVENTORY, facts=FACTS):
     """Run site.yml once; return (seconds, recap {host: changed}, peak bytes, output)."""
-    env = {"ANSIBLE_NOCOLOR": "1", "ANSIBLE_CACHE_PLUGIN_CONNECTION": FACTS}
+    env = {"ANSIBLE_NOCOLOR": "1", "ANSIBLE_CACHE_PLUGIN_CONNECTION": facts}
     if stock:
         env["ANSIBLE_CONFIG"] = STOCK_CFG
     else:
@@ -85,8 +94,8 @@ def run_site(stock=False, profile=False, label=""):
     if profile:
         env["ANSIBLE_CALLBACKS_ENABLED"] = "ansible.posix.profile_tasks"
         env["PROFILE_TASKS_TASK_OUTPUT_LIMIT"] = "all"
-    cmd = [os.path.join(sitekit.BIN, "ansible-playbook"), "-i", INVENTORY,
-           "--vault-password-file", os.path.join(INVENTORY, ".vault-pass"), os.path.join(TOP, "playbooks", "site.yml")]
+    cmd = [os.path.join(sitekit.BIN, "ansible-playbook"), "-i", inventory,
+           "--vault-password-file", os.path.join(inventory, ".vault-pass"), os.path.join(TOP, "playbooks", "site.yml")]
     start = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=TOP, env=dict(os.environ, **env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     peak = [0]
@@ -146,6 +155,27 @@ def save_partial(t):
         f.write("\n")
 
 
+def apply_mode():
+    """T_first and T_noop of fresh apply-mode sites (real clusters). Returns {first: [...], noop: [...]}."""
+    t = {"first": [], "noop": []}
+    facts = os.path.join(TOP, ".cache", "bench", "apply-facts")
+    for i in range(APPLY_REPEAT):
+        APPLY_SITE.say("apply-mode T_first %d/%d: fresh cluster site" % (i + 1, APPLY_REPEAT))
+        for host in APPLY_NODES:
+            APPLY_SITE.remove_container(host)
+        shutil.rmtree(facts, ignore_errors=True)
+        shutil.rmtree(os.path.join(APPLY_INVENTORY, "rendered"), ignore_errors=True)
+        APPLY_SITE.up()
+        t["first"].append(run_site(label="apply-first", inventory=APPLY_INVENTORY, facts=facts)[0])
+        APPLY_SITE.say("apply-mode T_noop %d/%d" % (i + 1, APPLY_REPEAT))
+        secs, recap = run_site(label="apply-noop", inventory=APPLY_INVENTORY, facts=facts)[:2]
+        assert_unchanged(recap, list(APPLY_NODES), "the apply-mode no-op rerun")
+        t["noop"].append(secs)
+    if os.environ.get("BENCH_KEEP") != "1":
+        APPLY_SITE.down()
+    return t
+
+
 def main():
     os.makedirs(RESULTS, exist_ok=True)
     os.makedirs(os.path.dirname(INVENTORY), exist_ok=True)
@@ -191,6 +221,11 @@ def main():
         t["add"].append(secs)
         save_partial(t)
 
+    if os.environ.get("BENCH_APPLY", "1") != "0":
+        applied = apply_mode()
+        t["apply_first"], t["apply_noop"] = applied["first"], applied["noop"]
+        save_partial(t)
+
     m = {k: median(v) for k, v in t.items()}
     ratios = {
         "noop_over_first": round(m["noop"] / m["first"], 3),
@@ -198,6 +233,8 @@ def main():
         "tuned_over_stock_first": round(m["first"] / m["first_stock"], 3),
         "tuned_over_stock_noop": round(m["noop"] / m["noop_stock"], 3),
     }
+    if "apply_first" in m:
+        ratios["apply_noop_over_first"] = round(m["apply_noop"] / m["apply_first"], 3)
     result = {
         "when": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "nodes": N, "control_planes": CPS, "repeat": REPEAT, "cpus": os.cpu_count(),
@@ -221,6 +258,9 @@ def main():
     print("%-34s %10.1f %10s" % ("T_single single-node site", m["single"], "-"))
     print("ratios: T_noop/T_first %.3f   T_add/T_single %.3f   tuned/stock first %.3f   tuned/stock noop %.3f"
           % (ratios["noop_over_first"], ratios["add_over_single"], ratios["tuned_over_stock_first"], ratios["tuned_over_stock_noop"]))
+    if "apply_first" in m:
+        print("apply mode (real cluster, 1 control plane + 2 workers), median of %d: T_first %.1f s, T_noop %.1f s, ratio %.3f"
+              % (APPLY_REPEAT, m["apply_first"], m["apply_noop"], ratios["apply_noop_over_first"]))
     print("peak control-node memory during T_first: %.1f MiB" % result["peak_control_node_memory_mib_first"])
     print("ten slowest tasks of T_first:")
     for row in slow:

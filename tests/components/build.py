@@ -38,10 +38,8 @@ import debs  # noqa: E402  (tests/components/debs.py)
 
 CACHE = os.path.join(TOP, ".cache", "components")
 MODULES = os.path.join(HERE, "modules")
-# The Kubernetes version the lab runs by default (juno_kubernetes_version in the lab inventory),
-# and the older patch release the upgrade drill starts from.
+# The Kubernetes version the lab runs by default (juno_kubernetes_version in the lab inventory).
 KUBERNETES_DEFAULT = "1.32.4"
-KUBERNETES_OLDER = "1.32.2"
 KUBE_BINARIES = ["kubeadm", "kubelet", "kubectl", "kube-apiserver", "kube-controller-manager",
                  "kube-scheduler", "kube-proxy"]
 # A source date for reproducible packages and images (the commit date of Kubernetes v1.32.4 would do

@@ -43,7 +43,10 @@ else
     | docker import - juno-test-rootfs:bookworm >/dev/null
   ctx=$(mktemp -d)
   printf 'FROM juno-test-rootfs:bookworm\nCMD ["/lib/systemd/systemd"]\nSTOPSIGNAL SIGRTMIN+3\n' >"$ctx/Dockerfile"
-  docker build -q --no-cache --label "juno.hub.source=$base_sum" -t "$base" "$ctx" >/dev/null
+  if ! docker build -q --no-cache --label "juno.hub.source=$base_sum" -t "$base" "$ctx" >"$top/.cache/build-base.log" 2>&1; then
+    cat "$top/.cache/build-base.log" >&2
+    exit 1
+  fi
   rm -rf "$ctx"
   docker rmi juno-test-rootfs:bookworm >/dev/null
   built+=("$base ($((SECONDS - start)) s)")

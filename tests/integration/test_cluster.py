@@ -263,3 +263,37 @@ def test_kube_bench_fails_are_fixed_or_explained(cluster, host, targets):
     assert not unexplained, "kube-bench FAILs neither fixed nor explained in docs/security.md: %s" % unexplained
     # The items the roles fix stay fixed.
     assert not {"1.1.12", "4.1.1", "4.1.9"} & {i for i, _ in result["fail"]}
+
+
+def node_names(cluster):
+    return sorted(n["metadata"]["name"] for n in cluster.json("get", "nodes")["items"])
+
+
+def test_a_new_worker_joins_and_the_other_hosts_change_nothing(cluster):
+    site = cluster.site
+    site.nodes["w3"] = "kube_workers"
+    site.ensure_nodes(["w3"])
+    site.write_inventory(site.secret("svc-juno"))
+    r = cluster.playbook("site.yml")
+    assert r.returncode == 0, r.stdout[-15000:]
+    changed = {h: v["changed"] for h, v in recap(r.stdout).items()}
+    assert changed["w3"] > 0
+    assert all(changed[h] == 0 for h in ("cp1", "w1", "w2", "nfs1")), changed
+    assert node_names(cluster) == ["cp1", "w1", "w2", "w3"]
+    cluster.kubectl("wait", "--for=condition=Ready", "--timeout=120s", "node/w3")
+
+
+def test_remove_node_drains_and_deletes_the_worker(cluster):
+    if "w3" not in node_names(cluster):
+        pytest.skip("needs the worker added by the test before")
+    ns = "juno-it-drain"
+    cluster.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}, netcheck_pod("on-w3", ns, node="w3")])
+    cluster.wait_ready(ns, "on-w3")
+    r = cluster.playbook("remove_node.yml", "-e", "node=w3")
+    assert r.returncode == 0, r.stdout[-15000:]
+    assert node_names(cluster) == ["cp1", "w1", "w2"]
+    # kubeadm reset ran on the node: its kubelet configuration is gone.
+    assert sitekit.docker("exec", cluster.site.container("w3"), "test", "-e", "/etc/kubernetes/kubelet.conf", check=False).returncode != 0
+    del cluster.site.nodes["w3"]
+    cluster.site.write_inventory(cluster.site.secret("svc-juno"))
+    cluster.site.remove_container("w3")
