@@ -14,6 +14,8 @@ import shutil
 import subprocess
 import tempfile
 
+from oci import file_sha
+
 REVISION = "1.1"  # pkgs.k8s.io's Debian revision
 ARCH = "amd64"
 
@@ -73,14 +75,6 @@ def specs(kube, comps, bins):
     }
 
 
-def _sha_file(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def package(kube, comps, bins, out, epoch, say):
     os.makedirs(out, exist_ok=True)
     written = []
@@ -88,7 +82,7 @@ def package(kube, comps, bins, out, epoch, say):
         deb = os.path.join(out, "%s_%s-%s_%s.deb" % (name, spec["version"], REVISION, ARCH))
         h = hashlib.sha256(json.dumps([name, spec["version"], spec["depends"], spec["description"], epoch]).encode())
         for path, (src, mode) in sorted(spec["files"].items()):
-            content = "dir" if src is None else hashlib.sha256(src.encode()).hexdigest() if "\n" in src else _sha_file(src)
+            content = "dir" if src is None else hashlib.sha256(src.encode()).hexdigest() if "\n" in src else file_sha(src)
             h.update(("%s %o %s" % (path, mode, content)).encode())
         stamp = deb + ".inputs"
         if os.path.exists(deb) and os.path.exists(stamp) and open(stamp).read() == h.hexdigest():
@@ -141,7 +135,7 @@ def helm_archive(version, binary, out, epoch, say):
     os.makedirs(out, exist_ok=True)
     path = os.path.join(out, "helm-v%s-linux-%s.tar.gz" % (version, ARCH))
     stamp = path + ".inputs"
-    key = _sha_file(binary)
+    key = file_sha(binary)
     if os.path.exists(path) and os.path.exists(stamp) and open(stamp).read() == key:
         return path
     raw = io.BytesIO()
@@ -161,7 +155,7 @@ def helm_archive(version, binary, out, epoch, say):
             gz.write(raw.getvalue())
     os.replace(path + ".tmp", path)
     with open(path + ".sha256sum", "w") as f:
-        f.write("%s  %s\n" % (_sha_file(path), os.path.basename(path)))
+        f.write("%s  %s\n" % (file_sha(path), os.path.basename(path)))
     with open(stamp, "w") as f:
         f.write(key)
     say("wrote %s" % os.path.basename(path))

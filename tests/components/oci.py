@@ -54,7 +54,8 @@ def layer_from_files(files, epoch):
     return _gzip(raw.getvalue())
 
 
-def _file_sha(path):
+def file_sha(path):
+    """sha256 of a file, hex."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -165,9 +166,9 @@ def lab_images(kube, comps, bins, out, epoch, say):
         the one there is already made of them."""
         fname = name.split("/", 1)[1].replace("/", "_").replace(":", "_") + ".tar"
         path = os.path.join(out, fname)
-        h = hashlib.sha256(json.dumps([name, config, epoch, base and _file_sha(base)], sort_keys=True).encode())
+        h = hashlib.sha256(json.dumps([name, config, epoch, base and file_sha(base)], sort_keys=True).encode())
         for p in sorted(files):
-            h.update(("%s %o %s" % (p, files[p][1], _file_sha(files[p][0]))).encode())
+            h.update(("%s %o %s" % (p, files[p][1], file_sha(files[p][0]))).encode())
         stamp = path + ".inputs"
         have = read_archive(path)
         if have and os.path.exists(stamp) and open(stamp).read() == h.hexdigest():
