@@ -12,7 +12,7 @@ Figures (each the median of BENCH_REPEAT runs, default 3):
   apply     T_first and T_noop of an apply-mode site (a real kubeadm cluster: 1 control plane,
             2 workers, from the components make k8s-components built), median of
             BENCH_APPLY_REPEAT (default 2) fresh sites; changed=0 asserted on the rerun.
-            BENCH_APPLY=0 leaves it out.
+            BENCH_APPLY=0 leaves it out; BENCH_ONLY=apply measures it alone.
 plus the ten slowest tasks of a tuned T_first (ansible.posix.profile_tasks) and the control
 node's peak memory during T_first. Prints a table; writes bench/results/site-<time>.json.
 
@@ -179,6 +179,21 @@ def apply_mode():
 def main():
     os.makedirs(RESULTS, exist_ok=True)
     os.makedirs(os.path.dirname(INVENTORY), exist_ok=True)
+    if os.environ.get("BENCH_ONLY") == "apply":
+        # The apply-mode figures alone (the render-mode part takes most of an hour).
+        applied = apply_mode()
+        m = {k: median(v) for k, v in applied.items()}
+        result = {"when": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                  "repeat": APPLY_REPEAT, "cpus": os.cpu_count(),
+                  "seconds": {"apply_" + k: [round(x, 1) for x in v] for k, v in applied.items()},
+                  "median_seconds": {"apply_" + k: v for k, v in m.items()},
+                  "ratios": {"apply_noop_over_first": round(m["noop"] / m["first"], 3)}}
+        with open(os.path.join(RESULTS, "site-apply-latest.json"), "w") as f:
+            json.dump(result, f, indent=2)
+            f.write("\n")
+        print("apply mode (real cluster, 1 control plane + 2 workers), median of %d: T_first %.1f s, T_noop %.1f s, ratio %.3f"
+              % (APPLY_REPEAT, m["first"], m["noop"], result["ratios"]["apply_noop_over_first"]))
+        return
     t = {"single": [], "first": [], "noop": [], "add": [], "first_stock": [], "noop_stock": []}
     peak_first, slow = 0, []
 

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Build the Kubernetes components for the lab from their Go modules, and package them the way an
 air-gapped site receives them (`make k8s-components`).
 
@@ -24,7 +24,6 @@ their content changes, and are reproducible: the same inputs give the same diges
 import argparse
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -50,7 +49,7 @@ SOURCE_DATE_EPOCH = 1744761600  # 2025-04-16T00:00:00Z
 def kube_ldflags(version):
     """The version stamp that hack/lib/version.sh gives release builds (kubeadm and the kubelet
     read it: without it they report v0.0.0-master and kubeadm refuses to run)."""
-    major, minor, _ = version.split(".")
+    major, minor = version.split(".")[:2]
     date = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(SOURCE_DATE_EPOCH))
     flags = ["-s", "-w"]
     for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
@@ -111,7 +110,7 @@ def say(msg):
 
 
 def run(cmd, cwd=None, env=None, quiet=False):
-    r = subprocess.run(cmd, cwd=cwd, env=env, text=True, capture_output=True)
+    r = subprocess.run(cmd, cwd=cwd, env=env, text=True, capture_output=True, check=False)
     if r.returncode != 0:
         sys.stderr.write(r.stdout + r.stderr)
         raise SystemExit("components: failed: %s (in %s)" % (" ".join(cmd), cwd or os.getcwd()))
@@ -248,7 +247,7 @@ def main():
     if shutil.which("go") is None:
         raise SystemExit("components: the go command is missing; Go 1.23 or newer is needed (https://go.dev/doc/install)")
     if args.write_go_mod:
-        for _, c in todo:
+        for _kube, c in todo:
             if c["module"] and not (args.missing_only and os.path.exists(os.path.join(module_dir(c), "go.mod"))):
                 write_go_mod(c)
     start = time.time()

@@ -102,7 +102,7 @@ def package(kube, comps, bins, out, epoch, say):
                     shutil.copyfile(src, dst)
                 os.chmod(dst, mode)
             os.makedirs(os.path.join(root, "DEBIAN"))
-            size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(root) for f in fs) // 1024
+            size = sum(os.path.getsize(os.path.join(d, f)) for d, _dirs, fs in os.walk(root) for f in fs) // 1024
             control = ["Package: " + name, "Version: %s-%s" % (spec["version"], REVISION), "Architecture: " + ARCH,
                        "Maintainer: juno.hub lab build <juno-hub@localhost>", "Installed-Size: %d" % size,
                        "Section: admin", "Priority: optional", "Homepage: https://kubernetes.io"]

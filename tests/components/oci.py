@@ -84,14 +84,14 @@ def write_archive(path, name, layers, config, epoch):
         "architecture": "amd64", "os": "linux",
         "created": "1970-01-01T00:00:00Z",
         "config": dict({"Env": [PATH_ENV]}, **config),
-        "rootfs": {"type": "layers", "diff_ids": [d for _, d in layers]},
-        "history": [{"created": "1970-01-01T00:00:00Z", "created_by": "juno.hub tests/components/oci.py"} for _ in layers],
+        "rootfs": {"type": "layers", "diff_ids": [diff_id for _blob, diff_id in layers]},
+        "history": [{"created": "1970-01-01T00:00:00Z", "created_by": "juno.hub tests/components/oci.py"} for _layer in layers],
     }
     cfg_blob = json.dumps(cfg, sort_keys=True, separators=(",", ":")).encode()
     manifest = {
         "schemaVersion": 2, "mediaType": MEDIA["manifest"],
         "config": {"mediaType": MEDIA["config"], "digest": _sha(cfg_blob), "size": len(cfg_blob)},
-        "layers": [{"mediaType": MEDIA["layer"], "digest": _sha(b), "size": len(b)} for b, _ in layers],
+        "layers": [{"mediaType": MEDIA["layer"], "digest": _sha(b), "size": len(b)} for b, _diff_id in layers],
     }
     man_blob = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
     digest = _sha(man_blob)
@@ -106,7 +106,7 @@ def write_archive(path, name, layers, config, epoch):
     }
     if read_archive(path).get("digest") == digest:
         return digest
-    blobs = {_sha(b): b for b, _ in layers}
+    blobs = {_sha(b): b for b, _diff_id in layers}
     blobs[_sha(cfg_blob)] = cfg_blob
     blobs[digest] = man_blob
     os.makedirs(os.path.dirname(path), exist_ok=True)

@@ -56,7 +56,7 @@ def up(args):
                 t = r["totals"]
                 LAB.say("kube-bench (CIS 1.9) on %s: %d PASS, %d FAIL, %d WARN, %d INFO%s" % (
                     host, t["pass"], t["fail"], t["warn"], t["info"],
-                    "; FAIL: " + ", ".join(i for i, _ in r["fail"]) if r["fail"] else ""))
+                    "; FAIL: " + ", ".join(item for item, _text in r["fail"]) if r["fail"] else ""))
             LAB.say("every FAIL and WARN is explained in docs/security.md")
             LAB.say("kubectl on the control plane: docker exec %s kubectl get nodes" % LAB.container("cp1"))
     else:

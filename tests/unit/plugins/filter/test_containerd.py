@@ -189,9 +189,11 @@ def test_with_real_archives_a_second_run_imports_nothing(tmp_path):
 
 
 # Captured from Debian's ctr 1.6.20 (`ctr -n k8s.io images ls`, trailing blanks kept) after the role's
-# `ctr images import --digests` of the two archives that test_real_ctr_output_after_the_import builds.
+# `ctr images import --digests` (which also lists each image by digest) of the two archives that
+# test_real_ctr_output_after_the_import builds.
 with open(os.path.join(FIXTURES, "images-ls-1.6.20-after-import.txt")) as _f:
     CTR_1_6_AFTER_IMPORT = _f.read()
+
 
 def test_real_ctr_output_after_the_import(tmp_path):
     """Archives written by tests/components/oci.py are reproducible, so their digests are the ones ctr listed."""
