@@ -43,9 +43,10 @@ docker: ## start a Docker engine when none answers (installs Debian's docker.io 
 images: docker ## build the local test images (Debian 12 systemd base, Samba AD DC)
 	tests/harness/build-images.sh
 
-lint: setup ## ansible-lint (production profile) and yamllint
+lint: setup ## yamllint, ansible-lint (production profile) and antsibull-docs' collection docs linter
 	yamllint -s .
 	ansible-lint
+	antsibull-docs lint-collection-docs --plugin-docs .
 
 sanity: setup ## ansible-test sanity on a copy laid out as ansible_collections/juno/hub
 	tests/harness/sanity.sh

@@ -1,5 +1,10 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The argument specs of the node, selinux and containerd roles match their defaults exactly."""
+"""The argument specs of the node, selinux and containerd roles match their defaults exactly.
+
+One exception, as in test_role_specs.py: a templated default whose option is not a string (the
+docs schema that antsibull-docs checks takes only a real value of the option's type) is left out
+of the spec, and the option's description says what the default is ("Defaults to ...").
+"""
 
 import pathlib
 
@@ -20,8 +25,11 @@ def test_every_default_is_documented_with_the_same_value(role):
     options = _load(role, "meta", "argument_specs.yml")["argument_specs"]["main"]["options"]
     assert sorted(defaults) == sorted(options)
     for name, value in defaults.items():
-        assert options[name].get("default") == value, name
         assert options[name].get("description"), name
+        if "default" not in options[name] and isinstance(value, str) and "{{" in value and options[name].get("type", "str") != "str":
+            assert "Defaults to" in str(options[name]["description"]), name
+            continue
+        assert options[name].get("default") == value, name
 
 
 @pytest.mark.parametrize("role", ROLES)
