@@ -37,8 +37,10 @@ import debs  # noqa: E402  (tests/components/debs.py)
 
 CACHE = os.path.join(TOP, ".cache", "components")
 MODULES = os.path.join(HERE, "modules")
-# The Kubernetes version the lab runs by default (juno_kubernetes_version in the lab inventory).
+# The Kubernetes version the lab runs by default (juno_kubernetes_version in the lab inventory),
+# and the older patch release the upgrade drill starts from (tests/integration/test_upgrade.py).
 KUBERNETES_DEFAULT = "1.32.4"
+KUBERNETES_UPGRADE_FROM = "1.32.2"
 KUBE_BINARIES = ["kubeadm", "kubelet", "kubectl", "kube-apiserver", "kube-controller-manager",
                  "kube-scheduler", "kube-proxy"]
 # A source date for reproducible packages and images (the commit date of Kubernetes v1.32.4 would do
@@ -224,14 +226,15 @@ def same(a, b):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--kubernetes", action="append", help="Kubernetes version(s) to build (default: %s)" % KUBERNETES_DEFAULT)
+    p.add_argument("--kubernetes", action="append",
+                   help="Kubernetes version(s) to build (default: %s and %s)" % (KUBERNETES_DEFAULT, KUBERNETES_UPGRADE_FROM))
     p.add_argument("--only", action="append", help="build only these components")
     p.add_argument("--list", action="store_true", help="list the components and versions, build nothing")
     p.add_argument("--write-go-mod", action="store_true", help="(re)write the modules' go.mod and go.sum from the proxy")
     p.add_argument("--missing-only", action="store_true", help="with --write-go-mod: only modules without a go.mod")
     p.add_argument("--no-package", action="store_true", help="build the binaries only")
     args = p.parse_args()
-    kubes = args.kubernetes or [KUBERNETES_DEFAULT]
+    kubes = args.kubernetes or [KUBERNETES_DEFAULT, KUBERNETES_UPGRADE_FROM]
     todo, seen = [], set()
     for kube in kubes:
         for c in components(kube):

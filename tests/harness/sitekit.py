@@ -80,9 +80,13 @@ def to_yaml(data):
 class Site:
     """One container site. `nodes` maps host name -> group (kube_control_plane, kube_workers, nfs_server)."""
 
-    def __init__(self, name, subnet, inventory, nodes, say=None, apply=False):
+    def __init__(self, name, subnet, inventory, nodes, say=None, apply=False, kube="1.32.4", image_versions=None):
         self.name = name
         self.apply = apply
+        # The site's Kubernetes version, and (apply mode) the versions whose images every node
+        # receives: an upgrade drill starts older and lists the target version's images too.
+        self.kube = kube
+        self.image_versions = image_versions or [kube]
         self.net = "juno-" + name
         self.subnet = ipaddress.ip_network(subnet)
         self.inventory = inventory
@@ -222,7 +226,8 @@ class Site:
         write(os.path.join(self.inventory, "hosts.yml"), header + to_yaml(tree))
         write(os.path.join(self.inventory, "group_vars", "all", "site.yml"), header + SITE_VARS % {
             "name": self.name, "subnet": self.subnet, "dc": self.dc_addr, "base": BASE_DN,
-            "vip": self.vip, "pool": self.pool, "hub_addr": self.hub_addr, "apply": "true" if self.apply else "false"})
+            "vip": self.vip, "pool": self.pool, "hub_addr": self.hub_addr, "apply": "true" if self.apply else "false",
+            "kube": self.kube})
         lab_apply = os.path.join(self.inventory, "group_vars", "all", "lab-apply.yml")
         if self.apply:
             write(lab_apply, header + to_yaml(self.apply_vars()))
@@ -238,15 +243,21 @@ class Site:
             subprocess.run([os.path.join(BIN, "ansible-vault"), "encrypt", "--vault-password-file", vault_pass,
                             "--output", vault_file, "-"], input=plain, text=True, check=True, capture_output=True)
 
-    def apply_vars(self, kube="1.32.4"):
+    def apply_vars(self):
         """Variables of an apply-mode site: the offline packages and image archives that
         tests/components/build.py made, and the settings that containers without CAP_SYS_RESOURCE
         on a cgroup v1 host need. The latter are what rootless Kubernetes uses: lab only, never a
         site's defaults (docs/development.md)."""
-        debs = os.path.join(COMPONENTS, "debs", kube)
-        images = os.path.join(COMPONENTS, "images", kube)
-        with open(os.path.join(images, "images.json")) as f:
-            archives = [os.path.join(images, i["file"]) for i in json.load(f)]
+        # The packages of the version being installed (upgrade.yml is run with -e juno_kubernetes_version).
+        debs = os.path.join(COMPONENTS, "debs", "{{ juno_kubernetes_version }}")
+        archives, names = [], set()
+        for kube in self.image_versions:
+            images = os.path.join(COMPONENTS, "images", kube)
+            with open(os.path.join(images, "images.json")) as f:
+                for image in json.load(f):
+                    if image["name"] not in names:  # etcd, CoreDNS, pause ... serve both versions
+                        names.add(image["name"])
+                        archives.append(os.path.join(images, image["file"]))
         helm = os.path.join(COMPONENTS, "dist", "helm-v3.18.4-linux-amd64.tar.gz")
         with open(helm + ".sha256sum") as f:
             helm_sum = f.read().split()[0]
@@ -373,7 +384,7 @@ node_chrony_control_clock: false
 juno_apply: %(apply)s
 juno_render_dir: "{{ inventory_dir }}/rendered"
 juno_cluster_name: juno-%(name)s
-juno_kubernetes_version: "1.32.4"
+juno_kubernetes_version: "%(kube)s"
 juno_pod_cidr: 10.244.0.0/16
 juno_service_cidr: 10.96.0.0/12
 juno_node_networks:
