@@ -68,7 +68,7 @@ test: ## everything CI runs: lint, sanity, units, integration, molecule
 	@rc=0; \
 	for t in lint sanity units integration molecule; do \
 	  echo "##### make $$t"; \
-	  $(MAKE) --no-print-directory $$t || { rc=1; echo "##### make $$t FAILED"; }; \
+	  JUNO_IMAGES_BUILT=1 $(MAKE) --no-print-directory $$t || { rc=1; echo "##### make $$t FAILED"; }; \
 	done; \
 	tests/harness/stop-docker.sh; \
 	tests/harness/summary.sh $$rc; \

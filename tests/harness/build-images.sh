@@ -15,7 +15,8 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 base=juno-test-base:bookworm
 force=${FORCE:-0}
-[ "${CI:-}" != true ] || force=1
+# Once per CI run: `make test` sets JUNO_IMAGES_BUILT for the targets after its first build.
+[ "${CI:-}" != true ] || [ "${JUNO_IMAGES_BUILT:-}" = 1 ] || force=1
 mkdir -p "$top/.cache"
 
 engine=$(docker version -f '{{.Server.Version}}')
