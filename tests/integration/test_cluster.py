@@ -286,12 +286,29 @@ def test_a_new_worker_joins_and_the_other_hosts_change_nothing(cluster):
 def test_remove_node_drains_and_deletes_the_worker(cluster):
     if "w3" not in node_names(cluster):
         pytest.skip("needs the worker added by the test before")
+    # A Deployment's pod that prefers w3: the drain moves it to another worker. (A bare Pod would
+    # stop the drain, as kubectl drain without --force does: remove_node.yml deletes nothing unmanaged.)
     ns = "juno-it-drain"
-    cluster.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}, netcheck_pod("on-w3", ns, node="w3")])
-    cluster.wait_ready(ns, "on-w3")
+    pod = netcheck_pod("moved", ns)
+    pod["spec"]["affinity"] = {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+        {"weight": 100, "preference": {"matchExpressions": [
+            {"key": "kubernetes.io/hostname", "operator": "In", "values": ["w3"]}]}}]}}
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "moved", "namespace": ns},
+                  "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "moved"}},
+                           "template": {"metadata": {"labels": {"app": "moved"}}, "spec": pod["spec"]}}}
+    cluster.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}, deployment])
+    cluster.kubectl("-n", ns, "rollout", "status", "deployment/moved", "--timeout=120s")
+
+    def where():
+        return [p["spec"].get("nodeName") for p in cluster.json("-n", ns, "get", "pods", "-l", "app=moved")["items"]
+                if not p["metadata"].get("deletionTimestamp")]
+
+    assert where() == ["w3"]
     r = cluster.playbook("remove_node.yml", "-e", "node=w3")
     assert r.returncode == 0, r.stdout[-15000:]
     assert node_names(cluster) == ["cp1", "w1", "w2"]
+    cluster.kubectl("-n", ns, "rollout", "status", "deployment/moved", "--timeout=120s")
+    assert where()[0] in ("w1", "w2")
     # kubeadm reset ran on the node: its kubelet configuration is gone.
     assert sitekit.docker("exec", cluster.site.container("w3"), "test", "-e", "/etc/kubernetes/kubelet.conf", check=False).returncode != 0
     del cluster.site.nodes["w3"]
