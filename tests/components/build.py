@@ -32,8 +32,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
-import oci  # noqa: E402  (tests/components/oci.py)
-import debs  # noqa: E402  (tests/components/debs.py)
+import oci  # noqa: E402  (tests/components/oci.py: importable only after the sys.path line above)
+import debs  # noqa: E402  (tests/components/debs.py: importable only after the sys.path line above)
 
 CACHE = os.path.join(TOP, ".cache", "components")
 MODULES = os.path.join(HERE, "modules")

@@ -35,8 +35,8 @@ TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(TOP, "tests", "harness"))
 sys.path.insert(0, os.path.join(TOP, "tests", "unit"))
 sys.path.insert(0, os.path.join(TOP, ".collections"))  # the unit tests' helpers import the collection's plugins
-import sitekit  # noqa: E402
-from test_hub_netpol import merged, singleuser_netpol  # noqa: E402
+import sitekit  # noqa: E402  (tests/harness: importable only after the sys.path lines above)
+from test_hub_netpol import merged, singleuser_netpol  # noqa: E402  (tests/unit, likewise)
 
 KUBE = "1.32.4"
 NODES = {"cp1": "kube_control_plane", "w1": "kube_workers", "w2": "kube_workers", "nfs1": "nfs_server"}

@@ -28,7 +28,7 @@ import yaml
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(TOP, "tests", "harness"))
-import sitekit  # noqa: E402
+import sitekit  # noqa: E402  (tests/harness: importable only after the sys.path lines above)
 
 FROM, TO = "1.32.2", "1.32.4"
 NODES = {"cp1": "kube_control_plane", "w1": "kube_workers", "w2": "kube_workers", "nfs1": "nfs_server"}

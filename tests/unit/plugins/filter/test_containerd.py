@@ -13,7 +13,7 @@ from ansible_collections.juno.hub.plugins.lookup import oci_archive
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 sys.path.insert(0, os.path.join(TOP, "tests", "components"))
-import oci  # noqa: E402  (tests/components/oci.py)
+import oci  # noqa: E402  (tests/components/oci.py: importable only after the sys.path line above)
 
 PAUSE = "sha256:ee6521f290b2168b6e0935a181d4cff9be1ac3f505666ef0e3c98fae8199917a"
 APISERVER = "sha256:" + "6c" * 32

@@ -18,7 +18,7 @@ from ansible_collections.juno.hub.plugins.lookup import oci_archive
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 sys.path.insert(0, os.path.join(TOP, "tests", "components"))
-import oci  # noqa: E402  (tests/components/oci.py)
+import oci  # noqa: E402  (tests/components/oci.py: importable only after the sys.path line above)
 
 EPOCH = 1744761600
 
