@@ -422,6 +422,29 @@ def kube_api_endpoint(endpoint):
     return "%s:%d" % (address, port)
 
 
+def k8s_changed_objects(result):
+    """Kind/namespace/name of each object that a kubernetes.core.k8s call changed.
+
+    Takes the registered result of one call, with a single definition (the object is
+    ``result.result``) or a list (``result.result.results``, one entry per object).
+    """
+    if not isinstance(result, dict):
+        raise AnsibleFilterError("k8s_changed_objects expects the registered result of kubernetes.core.k8s, got %r" % type(result).__name__)
+    outcome = result.get("result") or {}
+    entries = outcome.get("results") if isinstance(outcome, dict) and "results" in outcome else [result]
+    changed = []
+    for entry in entries or []:
+        if not isinstance(entry, dict) or not entry.get("changed"):
+            continue
+        obj = entry.get("result") or {}
+        meta = obj.get("metadata") or {}
+        name = "%s/%s" % (obj.get("kind", "?"), meta.get("name", "?"))
+        if meta.get("namespace"):
+            name = "%s/%s/%s" % (obj.get("kind", "?"), meta["namespace"], meta.get("name", "?"))
+        changed.append(name)
+    return changed
+
+
 class FilterModule(object):
     def filters(self):
         return {
@@ -447,4 +470,5 @@ class FilterModule(object):
             "kube_certificate_key": kube_certificate_key,
             "metallb_addresses": metallb_addresses,
             "kube_api_endpoint": kube_api_endpoint,
+            "k8s_changed_objects": k8s_changed_objects,
         }

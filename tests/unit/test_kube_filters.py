@@ -248,3 +248,18 @@ def test_api_endpoint():
     assert kube.kube_api_endpoint({"address": "fd00::10", "port": 443}) == "[fd00::10]:443"
     with pytest.raises(AnsibleFilterError):
         kube.kube_api_endpoint({})
+
+
+def test_k8s_changed_objects_single_and_list():
+    ns = {"kind": "Namespace", "metadata": {"name": "hub-a"}}
+    sec = {"kind": "Secret", "metadata": {"name": "ad", "namespace": "hub-a"}}
+    # One definition: the module returns the object itself.
+    assert kube.k8s_changed_objects({"changed": True, "result": ns}) == ["Namespace/hub-a"]
+    assert kube.k8s_changed_objects({"changed": False, "result": ns}) == []
+    # A list: one entry per object; only the changed ones are named, in order.
+    listed = {"changed": True, "result": {"results": [{"changed": False, "result": ns}, {"changed": True, "result": sec}]}}
+    assert kube.k8s_changed_objects(listed) == ["Secret/hub-a/ad"]
+    # A skipped task (render mode) has no result.
+    assert kube.k8s_changed_objects({"skipped": True, "changed": False}) == []
+    with pytest.raises(AnsibleFilterError):
+        kube.k8s_changed_objects("not a result")
