@@ -49,6 +49,8 @@ APPLY_NODE_CMD = ["sh", "-c", (
     'umount "$dst" && mount -t cgroup -o "rw,nosuid,nodev,noexec,$o" cgroup "$dst"; done; '
     'exec /lib/systemd/systemd')]
 COMPONENTS = os.path.join(TOP, ".cache", "components")
+# Where each apply-mode node mounts the site's shared volume.
+SHARED_DIR = "/srv/juno-lab-shared"
 
 
 def docker(*args, check=True):
@@ -88,6 +90,7 @@ class Site:
         self.kube = kube
         self.image_versions = image_versions or [kube]
         self.net = "juno-" + name
+        self.shared_volume = "juno-%s-shared" % name
         self.subnet = ipaddress.ip_network(subnet)
         self.inventory = inventory
         self.nodes = dict(nodes)
@@ -143,7 +146,12 @@ class Site:
             cluster = self.nodes[host] != "nfs_server"
             mode = "apply" if self.apply and cluster else "render"
             if mode == "apply":
-                self.ensure_container(host, self.address(host), BASE, APPLY_NODE_ARGS, mode, APPLY_NODE_CMD)
+                # One Docker volume mounted on every node at the same path: the lab's stand-in for
+                # shared storage (the kernel here has no NFS), so that a pod started again on
+                # another node finds its data (hostPath, in the resilience drills).
+                shared = ["-v", "%s:%s" % (self.shared_volume, SHARED_DIR)]
+                self.ensure_container(host, self.address(host), BASE, APPLY_NODE_ARGS + shared, mode, APPLY_NODE_CMD)
+                docker("exec", self.container(host), "chmod", "1777", SHARED_DIR)
                 # The node's resolv.conf names Docker's DNS (127.0.0.11), which pods cannot reach:
                 # CoreDNS would forward to itself and stop (its loop check). The kubelet gets a
                 # resolv.conf naming the node's own address instead: nothing answers there, so
@@ -361,6 +369,8 @@ class Site:
             docker("rm", "-f", "-v", cname)
         if exists("network", self.net):
             docker("network", "rm", self.net)
+        if exists("volume", self.shared_volume):
+            docker("volume", "rm", self.shared_volume)
         if os.path.isdir(self.inventory):
             self.say("removing %s" % os.path.relpath(self.inventory, TOP))
             subprocess.run(["rm", "-rf", self.inventory], check=True)

@@ -314,3 +314,161 @@ def test_remove_node_drains_and_deletes_the_worker(cluster):
     del cluster.site.nodes["w3"]
     cluster.site.write_inventory(cluster.site.secret("svc-juno"))
     cluster.site.remove_container("w3")
+
+
+# --- resilience drills (docs/operations.md has the runbook of each) ----------------------------------
+
+DRILLS = os.path.join(TOP, "tests", "output", "drills.json")
+
+
+def record(name, **figures):
+    """Keep a drill's measured figures in tests/output/drills.json (and print them)."""
+    data = {}
+    if os.path.exists(DRILLS):
+        with open(DRILLS) as f:
+            data = json.load(f)
+    data[name] = figures
+    os.makedirs(os.path.dirname(DRILLS), exist_ok=True)
+    with open(DRILLS, "w") as f:
+        json.dump(data, f, indent=2, sort_keys=True)
+    print("drill %s: %s" % (name, json.dumps(figures, sort_keys=True)))
+
+
+def wait_until(what, check, timeout, interval=2):
+    """Poll check() until it returns a true value; return (value, seconds waited)."""
+    start = time.monotonic()
+    while True:
+        value = check()
+        if value:
+            return value, time.monotonic() - start
+        if time.monotonic() - start > timeout:
+            raise AssertionError("timed out after %d s waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
+def node_ready(cluster, name):
+    r = cluster.kubectl("get", "node", name, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}", check=False)
+    return r.stdout.strip() if r.returncode == 0 else ""
+
+
+def test_a_lost_worker_s_pods_start_on_the_other_with_their_data(cluster):
+    """Drill: a worker is lost (its container killed, as a power cut would). With the collection's
+    defaults (node-monitor grace period 50 s, unreachable toleration 60 s) the Deployment's pod is
+    evicted and started on the other worker, where it finds the data its first pod wrote on the
+    shared volume; the worker, started again, is Ready without a manual step."""
+    site = cluster.site
+    ns = "juno-it-lost"
+    pod = netcheck_pod("survivor", ns)
+    spec = pod["spec"]
+    spec["containers"][0]["args"] += ["-data", "/data"]
+    spec["containers"][0]["volumeMounts"] = [{"name": "data", "mountPath": "/data"}]
+    # The lab's shared storage is a Docker volume mounted on every node at the same path
+    # (sitekit.SHARED_DIR): hostPath, which Pod Security 'baseline' refuses, hence 'privileged'.
+    # The pod runs as nobody: the directory is made beforehand, writable by it.
+    sitekit.docker("exec", site.container("w2"), "install", "-d", "-m", "1777", sitekit.SHARED_DIR + "/survivor")
+    spec["volumes"] = [{"name": "data", "hostPath": {"path": sitekit.SHARED_DIR + "/survivor", "type": "Directory"}}]
+    spec["affinity"] = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+        {"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": ["w1", "w2"]}]}]},
+        "preferredDuringSchedulingIgnoredDuringExecution": [
+            {"weight": 100, "preference": {"matchExpressions": [
+                {"key": "kubernetes.io/hostname", "operator": "In", "values": ["w1"]}]}}]}}
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "survivor", "namespace": ns},
+                  "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "survivor"}},
+                           "template": {"metadata": {"labels": {"app": "survivor"}}, "spec": spec}}}
+    cluster.apply([{"apiVersion": "v1", "kind": "Namespace",
+                    "metadata": {"name": ns, "labels": {"pod-security.kubernetes.io/enforce": "privileged"}}}, deployment])
+    cluster.kubectl("-n", ns, "rollout", "status", "deployment/survivor", "--timeout=120s")
+
+    def ready_pods():
+        out = []
+        for p in cluster.json("-n", ns, "get", "pods", "-l", "app=survivor")["items"]:
+            ready = [c for c in p["status"].get("conditions", []) if c["type"] == "Ready" and c["status"] == "True"]
+            if ready and not p["metadata"].get("deletionTimestamp"):
+                out.append((p["metadata"]["name"], p["spec"]["nodeName"]))
+        return out
+
+    [(first_pod, first_node)] = ready_pods()
+    assert first_node == "w1"
+    data = cluster.kubectl("-n", ns, "exec", first_pod, "--", "/usr/local/bin/netcheck", "fetch",
+                           "http://127.0.0.1:8888/data").stdout
+    assert data.startswith("written by survivor-")
+
+    sitekit.docker("kill", site.container("w1"))
+    _, not_ready_after = wait_until("w1 to be marked not ready", lambda: node_ready(cluster, "w1") in ("Unknown", "False"), 300)
+    moved, moved_after = wait_until("the pod to run on w2",
+                                    lambda: [p for p in ready_pods() if p[1] == "w2"], 420)
+    [(new_pod, _node)] = moved
+    assert cluster.kubectl("-n", ns, "exec", new_pod, "--", "/usr/local/bin/netcheck", "fetch",
+                           "http://127.0.0.1:8888/data").stdout == data, "the data did not follow the pod"
+
+    sitekit.docker("start", site.container("w1"))
+    _, back_after = wait_until("w1 to be Ready again", lambda: node_ready(cluster, "w1") == "True", 300)
+    # The pod left on w1 is cleaned up once its kubelet answers again; one replica remains.
+    wait_until("one survivor pod", lambda: len(cluster.json("-n", ns, "get", "pods", "-l", "app=survivor")["items"]) == 1, 180)
+    record("node-lost", not_ready_after_s=round(not_ready_after), pod_ready_on_w2_after_s=round(not_ready_after + moved_after),
+           w1_ready_again_after_restart_s=round(back_after))
+
+
+def test_certificates_are_reported_and_renewed(cluster):
+    """Drill: certificates.yml reports the real expiry dates; -e renew=true renews kubeadm's
+    certificates, restarts the static Pods, and the API server serves with a new certificate."""
+    cp = cluster.site.container("cp1")
+    served = ["exec", cp, "python3", "-c", "import ssl; print(ssl.get_server_certificate(('127.0.0.1', 6443)))"]
+    before = sitekit.docker(*served).stdout
+    report = cluster.playbook("certificates.yml")
+    assert report.returncode == 0, report.stdout[-15000:]
+    days = [int(d) for d in re.findall(r"\bapiserver valid until \S+ \((\d+) days\)", report.stdout)]
+    assert days and all(360 <= d <= 366 for d in days), report.stdout[-6000:]
+    assert re.search(r"kubelet kubelet-client-current\.pem valid until", report.stdout), report.stdout[-6000:]
+
+    start = time.monotonic()
+    renew = cluster.playbook("certificates.yml", "-e", "renew=true")
+    took = time.monotonic() - start
+    assert renew.returncode == 0, renew.stdout[-15000:]
+    after, _ = wait_until("the API server to serve a new certificate",
+                          lambda: (lambda pem: pem if pem.strip() and pem != before else "")(
+                              sitekit.docker(*served, check=False).stdout), 180)
+    assert after != before
+    assert node_names(cluster) == ["cp1", "w1", "w2"]
+    record("certificates", apiserver_days_left=days[0], renew_run_s=round(took))
+
+
+def test_etcd_restored_on_a_live_control_plane(cluster):
+    """Drill: snapshot, then create objects, then destroy etcd's data; restore.yml brings back what
+    the snapshot holds (and forgets what came after), nodes are Ready, workloads run."""
+    site = cluster.site
+    cp = site.container("cp1")
+    ns = "juno-it-restore"
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "before", "namespace": ns}, "data": {"k": "v"}}
+    cluster.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}, cm])
+    backup = cluster.playbook("backup.yml")
+    assert backup.returncode == 0, backup.stdout[-15000:]
+    snapshot = sitekit.docker("exec", cp, "sh", "-c", "ls -t /var/backups/etcd/*.db | head -n 1").stdout.strip()
+    assert snapshot.endswith(".db"), snapshot
+    cluster.apply([dict(cm, metadata={"name": "after", "namespace": ns})])
+    objects_before = len(cluster.kubectl("get", "configmaps,secrets,deployments", "-A", "-o", "name").stdout.split())
+
+    # The disaster: etcd's data is gone, and the kubelet starts etcd again on an empty directory.
+    def etcd_container():
+        return sitekit.docker("exec", cp, "crictl", "ps", "-q", "--name", "^etcd$", check=False).stdout.strip()
+
+    old = etcd_container()
+    sitekit.docker("exec", cp, "sh", "-c", "rm -rf /var/lib/etcd/member && crictl stop %s" % old)
+    wait_until("etcd to start again on the empty directory", lambda: etcd_container() not in ("", old), 180, interval=3)
+
+    start = time.monotonic()
+    restore = cluster.playbook("restore.yml", "-e", "snapshot=" + snapshot)
+    took = time.monotonic() - start
+    assert restore.returncode == 0, restore.stdout[-15000:]
+    _, serving_after = wait_until("the API server to serve", lambda: cluster.kubectl(
+        "get", "--raw", "/readyz", check=False).stdout.strip() == "ok", 300, interval=3)
+    assert cluster.kubectl("-n", ns, "get", "configmap", "before", check=False).returncode == 0
+    assert cluster.kubectl("-n", ns, "get", "configmap", "after", check=False).returncode != 0
+    for node in ("cp1", "w1", "w2"):
+        wait_until("%s to be Ready" % node, lambda n=node: node_ready(cluster, n) == "True", 300)
+    cluster.kubectl("-n", "juno-it-lost", "rollout", "status", "deployment/survivor", "--timeout=180s")
+    objects_after = len(cluster.kubectl("get", "configmaps,secrets,deployments", "-A", "-o", "name").stdout.split())
+    # The old data directory is moved aside, never deleted.
+    assert sitekit.docker("exec", cp, "sh", "-c", "ls -d /var/lib/etcd.pre-restore-*").returncode == 0
+    record("restore", restore_run_s=round(took), api_serving_after_s=round(serving_after),
+           objects_before_destroy=objects_before, objects_after_restore=objects_after)

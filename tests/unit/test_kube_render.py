@@ -353,6 +353,11 @@ def test_first_control_plane_init_configuration(rendered, site):
     assert kubelet["systemReserved"] and kubelet["kubeReserved"]
     assert proxy["clusterCIDR"] == site["juno_pod_cidr"]
 
+    # How soon a lost node's pods start elsewhere: the collection's defaults for notebook services.
+    assert args_of(cluster["controllerManager"])["node-monitor-grace-period"] == "50s"
+    assert flags["default-not-ready-toleration-seconds"] == "60"
+    assert flags["default-unreachable-toleration-seconds"] == "60"
+
 
 def test_other_control_planes_join_as_control_planes(rendered, site):
     endpoint = site["juno_api_endpoint"]

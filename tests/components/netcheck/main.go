@@ -6,12 +6,14 @@
 //	netcheck probe [-timeout 3s] HOST:PORT ...   exit 0 if every TCP connection succeeds, 1 if one
 //	                                            fails; prints one line per target
 //	netcheck dns [-timeout 3s] NAME              exit 0 if NAME resolves, prints the addresses
+//	netcheck fetch [-timeout 3s] URL             HTTP GET; prints the body, exit 0 on a 200
 package main
 
 import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -35,6 +37,8 @@ func main() {
 		os.Exit(probe(os.Args[2:]))
 	case "dns":
 		os.Exit(dns(os.Args[2:]))
+	case "fetch":
+		os.Exit(fetch(os.Args[2:]))
 	case "version":
 		fmt.Println(version)
 	default:
@@ -123,4 +127,27 @@ func dns(args []string) int {
 		fmt.Printf("%s %v\n", name, addrs)
 	}
 	return rc
+}
+
+func fetch(args []string) int {
+	fs := flag.NewFlagSet("fetch", flag.ExitOnError)
+	timeout := fs.Duration("timeout", 3*time.Second, "request timeout")
+	_ = fs.Parse(args)
+	if fs.NArg() != 1 {
+		fmt.Fprintln(os.Stderr, "usage: netcheck fetch [-timeout 3s] URL")
+		return 2
+	}
+	client := &http.Client{Timeout: *timeout}
+	resp, err := client.Get(fs.Arg(0))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "netcheck:", err)
+		return 1
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(os.Stdout, resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintln(os.Stderr, "netcheck:", resp.Status)
+		return 1
+	}
+	return 0
 }
