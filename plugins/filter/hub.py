@@ -596,7 +596,6 @@ def hub_files(hubs, ad=None):
     ad = ad or {}
     if ad.get("ca_file") and (ad.get("tls") or "ldaps") != "none":
         files.append({
-            "what": "juno_ad.ca_file",
             "path": os.path.expanduser(ad["ca_file"]),
             "message": "juno_ad.ca_file %s does not exist; the hubs validate the domain controllers' certificates "
                        "against it (the PEM of the CA that signed them)" % ad["ca_file"],
@@ -606,7 +605,6 @@ def hub_files(hubs, ad=None):
         for key, what in (("certificate_file", "certificate chain"), ("key_file", "private key")):
             if tls.get(key):
                 files.append({
-                    "what": "juno_hubs[name=%s].tls.%s" % (hub["name"], key),
                     "path": os.path.expanduser(tls[key]),
                     "message": "juno_hubs[name=%s].tls.%s %s does not exist; give the PEM %s of %s"
                                % (hub["name"], key, tls[key], what, hub.get("hostname")),

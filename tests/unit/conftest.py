@@ -24,3 +24,15 @@ def ansible_doc():
         return json.loads(proc.stdout)[name]
 
     return get
+
+
+@pytest.fixture
+def module_context(monkeypatch):
+    """Run a module in this process as on a target. Once controller code (ansible.errors, the
+    filter plugins' tests) is imported in the process, module_utils sends warnings to the
+    controller's display instead of the module result; this puts them back in the result.
+    The tests that run modules (or community.general's ini_file) use it for every test:
+    ``pytestmark = pytest.mark.usefixtures("module_context")``."""
+    from ansible.module_utils import _internal
+
+    monkeypatch.setattr(_internal, "is_controller", False)

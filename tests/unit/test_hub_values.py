@@ -367,8 +367,9 @@ def test_group_names_need_the_lookup_in_apply_mode():
 def test_required_files():
     hub = edge_hubs()[1]
     files = hubf.hub_files([hub, EXAMPLE_HUBS[0]], example_site()["juno_ad"])
-    assert [f["what"] for f in files] == ["juno_ad.ca_file", "juno_hubs[name=everything].tls.certificate_file",
-                                          "juno_hubs[name=everything].tls.key_file"]
+    assert sorted(files[0]) == ["message", "path"]
+    assert [f["message"].split()[0] for f in files] == [
+        "juno_ad.ca_file", "juno_hubs[name=everything].tls.certificate_file", "juno_hubs[name=everything].tls.key_file"]
     assert all(f["path"] in f["message"] for f in files)
     assert hubf.hub_files([EXAMPLE_HUBS[0]], {"tls": "none", "ca_file": "/x"}) == []
 

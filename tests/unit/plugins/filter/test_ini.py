@@ -140,12 +140,8 @@ def s(section="General", option="Domain", value="x"):
     return {"section": section, "option": option, "value": value}
 
 
-@pytest.fixture(autouse=True)
-def module_context(monkeypatch):
-    """Run the module as on a target (see tests/unit/plugins/modules/test_ad_group_info.py)."""
-    from ansible.module_utils import _internal
-
-    monkeypatch.setattr(_internal, "is_controller", False)
+# Every test runs a module in this process as on a target (module_context, in conftest.py).
+pytestmark = pytest.mark.usefixtures("module_context")
 
 
 @pytest.fixture

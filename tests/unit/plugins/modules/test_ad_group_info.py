@@ -16,14 +16,8 @@ ARGS = {"servers": ["dc1.ad.example.edu"], "bind_dn": "svc-juno@ad.example.edu",
         "base_dn": "DC=ad,DC=example,DC=edu", "groups": ["ChemEng-Students"]}
 
 
-@pytest.fixture(autouse=True)
-def module_context(monkeypatch):
-    """Run the module as on a target: once controller code (ansible.errors, the filter plugins'
-    tests) is imported in this process, module_utils sends warnings to the controller's display
-    instead of the module result."""
-    from ansible.module_utils import _internal
-
-    monkeypatch.setattr(_internal, "is_controller", False)
+# Every test runs a module in this process as on a target (module_context, in conftest.py).
+pytestmark = pytest.mark.usefixtures("module_context")
 
 
 def run(args, capsys):

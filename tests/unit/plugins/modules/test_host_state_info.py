@@ -22,12 +22,8 @@ UNKNOWN_UNIT = dict(id=None, load_state=None, active_state=None, sub_state=None,
 HAS_DPKG = shutil.which("dpkg-query") is not None
 
 
-@pytest.fixture(autouse=True)
-def module_context(monkeypatch):
-    """Run the module as on a target (see test_ad_group_info.py)."""
-    from ansible.module_utils import _internal
-
-    monkeypatch.setattr(_internal, "is_controller", False)
+# Every test runs a module in this process as on a target (module_context, in conftest.py).
+pytestmark = pytest.mark.usefixtures("module_context")
 
 
 @pytest.fixture

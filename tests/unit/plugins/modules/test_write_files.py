@@ -17,12 +17,8 @@ from ansible_collections.juno.hub.plugins.modules import write_files
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 
 
-@pytest.fixture(autouse=True)
-def module_context(monkeypatch):
-    """Run the module as on a target (see test_ad_group_info.py)."""
-    from ansible.module_utils import _internal
-
-    monkeypatch.setattr(_internal, "is_controller", False)
+# Every test runs a module in this process as on a target (module_context, in conftest.py).
+pytestmark = pytest.mark.usefixtures("module_context")
 
 
 @pytest.fixture
