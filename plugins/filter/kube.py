@@ -81,16 +81,27 @@ def kube_package_specs(names, version, pkg_mgr):
     raise AnsibleFilterError("juno.hub.kube_package_specs: package manager %r is not supported (apt, dnf or yum)" % (pkg_mgr,))
 
 
+def _installed_versions(installed, name):
+    """Versions of ``name`` in either shape: ``ansible_facts.packages`` (package_facts: a list of
+    dicts with ``version``) or juno.hub.host_state_info's ``packages`` (a version, or None)."""
+    value = (installed or {}).get(name)
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return [str(p.get("version", "")) for p in value]
+    return [str(value)]
+
+
 def kube_package_drift(installed, names, version):
     """Problems for packages installed at another version than ``version``.
 
-    ``installed`` is ``ansible_facts.packages`` (package_facts). Missing packages are no problem.
+    ``installed`` is ``ansible_facts.packages`` (package_facts) or host_state_info's ``packages``.
+    Missing packages are no problem.
     """
     plain = "%d.%d.%d" % _version_tuple(version)
     problems = []
     for name in names:
-        for pkg in (installed or {}).get(name, []):
-            have = str(pkg.get("version", ""))
+        for have in _installed_versions(installed, name):
             if have.split("-", 1)[0] != plain:
                 problems.append(
                     "%s %s is installed but juno_kubernetes_version is %s; upgrade a running cluster with playbooks/upgrade.yml "
@@ -104,7 +115,7 @@ def kube_missing_packages(installed, names, version):
     plain = "%d.%d.%d" % _version_tuple(version)
     missing = []
     for name in names:
-        versions = [str(p.get("version", "")).split("-", 1)[0] for p in (installed or {}).get(name, [])]
+        versions = [v.split("-", 1)[0] for v in _installed_versions(installed, name)]
         if plain not in versions:
             missing.append(name)
     return missing

@@ -73,6 +73,14 @@ def test_missing_packages():
     assert kube.kube_missing_packages(None, ["kubeadm"], "1.32.4") == ["kubeadm"]
 
 
+def test_package_filters_read_host_state_info_too():
+    # host_state_info's packages: name -> installed version, or None when not installed.
+    state = {"kubeadm": "1.32.4-1.1", "kubelet": "1.32.3-1.1", "kubectl": None}
+    assert kube.kube_missing_packages(state, ["kubelet", "kubeadm", "kubectl"], "1.32.4") == ["kubelet", "kubectl"]
+    [problem] = kube.kube_package_drift(state, ["kubelet", "kubeadm", "kubectl"], "1.32.4")
+    assert problem.startswith("kubelet 1.32.3-1.1 is installed")
+
+
 DEBS = [
     "/srv/k8s/kubeadm_1.32.4-1.1_amd64.deb", "/srv/k8s/kubelet_1.32.4-1.1_amd64.deb", "/srv/k8s/kubectl_1.32.4-1.1_amd64.deb",
     "/srv/k8s/cri-tools_1.32.0-1.1_amd64.deb", "/srv/k8s/kubernetes-cni_1.6.0-1.1_amd64.deb", "/srv/k8s/kubeadm_1.31.9-1.1_amd64.deb",
