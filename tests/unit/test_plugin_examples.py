@@ -33,6 +33,6 @@ def test_examples_were_found():
     assert len(EXAMPLES) > 10
 
 
-@pytest.mark.parametrize("path,text", EXAMPLES, ids=[p for p, _ in EXAMPLES])
+@pytest.mark.parametrize("path,text", EXAMPLES, ids=[path for path, text in EXAMPLES])
 def test_example_is_valid_yaml(path, text):
     yaml.safe_load(text)
