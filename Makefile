@@ -99,8 +99,11 @@ bench: setup images k8s-components ## benchmarks: site.yml first/noop/add-node/s
 bench-ad: setup images ## AD lookup benchmark alone (chain rule vs naive)
 	bench/ad.sh
 
+ee: setup images ## the execution environment (execution-environment.yml built here from local sources): juno-hub-ee:<version>
+	$(PY) tests/harness/ee.py
+
 build: setup ## build the collection tarball
 	ansible-galaxy collection build --force --output-path .cache/dist .
 
 clean: ## remove caches (keeps .venv)
-	rm -rf .cache/facts .cache/dist .cache/sanity .cache/docs tests/output
+	rm -rf .cache/facts .cache/dist .cache/sanity .cache/docs .cache/ee tests/output
