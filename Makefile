@@ -16,7 +16,7 @@ COLLECTION_LINK := .collections/ansible_collections/juno/hub
 SCENARIOS   ?= $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
 PYTEST_ARGS ?=
 
-.PHONY: help tools setup k8s-components lint sanity units integration molecule test lab lab-destroy bench bench-ad build docker images clean
+.PHONY: help tools setup k8s-components lint docs sanity units integration molecule test lab lab-destroy bench bench-ad build ee docker images clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -37,6 +37,11 @@ $(COLLECTION_LINK):
 
 setup: $(VENV)/.installed $(COLLECTION_LINK) ## virtualenv with the pinned requirements; link the checkout as juno.hub
 
+# The docs site's own packages (Sphinx theme, MyST), pinned in docs/sphinx/requirements.txt.
+$(VENV)/.docs-installed: docs/sphinx/requirements.txt $(VENV)/.installed
+	$(PY) -m pip install -q -r docs/sphinx/requirements.txt
+	touch $@
+
 docker: ## start a Docker engine when none answers (installs Debian's docker.io if missing)
 	tests/harness/ensure-docker.sh
 
@@ -47,6 +52,9 @@ lint: setup ## yamllint, ansible-lint (production profile) and antsibull-docs' c
 	yamllint -s .
 	ansible-lint
 	antsibull-docs lint-collection-docs --plugin-docs .
+
+docs: setup $(VENV)/.docs-installed ## the docs site (antsibull-docs + Sphinx, a warning fails it): .cache/docs/html/index.html
+	docs/sphinx/build.sh .cache/docs
 
 sanity: setup ## ansible-test sanity on a copy laid out as ansible_collections/juno/hub
 	tests/harness/sanity.sh
@@ -63,10 +71,10 @@ molecule: setup images ## every molecule scenario (converge, idempotence, check,
 	@mkdir -p tests/output; \
 	tests/harness/molecule.sh $(SCENARIOS)
 
-test: ## everything CI runs: lint, sanity, units, integration, molecule
+test: ## everything CI runs: lint, docs, sanity, units, integration, molecule
 	@$(MAKE) --no-print-directory tools setup docker images
 	@rc=0; \
-	for t in lint sanity units integration molecule; do \
+	for t in lint docs sanity units integration molecule; do \
 	  echo "##### make $$t"; \
 	  JUNO_IMAGES_BUILT=1 $(MAKE) --no-print-directory $$t || { rc=1; echo "##### make $$t FAILED"; }; \
 	done; \
@@ -91,8 +99,11 @@ bench: setup images k8s-components ## benchmarks: site.yml first/noop/add-node/s
 bench-ad: setup images ## AD lookup benchmark alone (chain rule vs naive)
 	bench/ad.sh
 
+ee: setup images ## the execution environment (execution-environment.yml built here from local sources): juno-hub-ee:<version>
+	$(PY) tests/harness/ee.py
+
 build: setup ## build the collection tarball
 	ansible-galaxy collection build --force --output-path .cache/dist .
 
 clean: ## remove caches (keeps .venv)
-	rm -rf .cache/facts .cache/dist .cache/sanity tests/output
+	rm -rf .cache/facts .cache/dist .cache/sanity .cache/docs .cache/ee tests/output
