@@ -384,7 +384,8 @@ def kubeadm_config_set_etcd_data_dir(cluster_configuration, data_dir):
     etcd = cfg.setdefault("etcd", {})
     if "external" in etcd:
         raise AnsibleFilterError("kubeadm_config_set_etcd_data_dir: the cluster uses external etcd; there is no local data directory to set")
-    etcd.setdefault("local", {})["dataDir"] = data_dir
+    # str(): Ansible hands templated values over as str subclasses (data tags) that safe_dump refuses.
+    etcd.setdefault("local", {})["dataDir"] = str(data_dir)
     return yaml.safe_dump(cfg, default_flow_style=False, sort_keys=False)
 
 

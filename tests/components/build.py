@@ -71,7 +71,10 @@ def components(kube):
              packages=["k8s.io/kubernetes/cmd/" + b for b in KUBE_BINARIES], ldflags=kube_ldflags(kube)),
         dict(name="etcd", module="go.etcd.io/etcd/server/v3", version="3.5.16",
              packages=["go.etcd.io/etcd/server/v3"], rename={"server": "etcd"},
-             extra=[dict(module="go.etcd.io/etcd/etcdctl/v3", packages=["go.etcd.io/etcd/etcdctl/v3"])],
+             # The image carries etcdctl and etcdutl beside etcd, as registry.k8s.io/etcd does
+             # (the etcd_backup role runs them from it: etcd_backup_tools_source container).
+             extra=[dict(module="go.etcd.io/etcd/etcdctl/v3", packages=["go.etcd.io/etcd/etcdctl/v3"]),
+                    dict(module="go.etcd.io/etcd/etcdutl/v3", packages=["go.etcd.io/etcd/etcdutl/v3"])],
              ldflags="-s -w"),
         dict(name="coredns", module="github.com/coredns/coredns", version="1.11.3",
              packages=["github.com/coredns/coredns"], ldflags="-s -w"),

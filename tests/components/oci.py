@@ -187,7 +187,8 @@ def lab_images(kube, comps, bins, out, epoch, say):
           {"Entrypoint": ["/usr/local/bin/kube-proxy"]}, base=debian)
     e = bins["etcd"]
     image("registry.k8s.io/etcd:%s-0" % comps["etcd"]["version"],
-          {"/usr/local/bin/etcd": (os.path.join(e, "etcd"), 0o755), "/usr/local/bin/etcdctl": (os.path.join(e, "etcdctl"), 0o755)},
+          {"/usr/local/bin/etcd": (os.path.join(e, "etcd"), 0o755), "/usr/local/bin/etcdctl": (os.path.join(e, "etcdctl"), 0o755),
+           "/usr/local/bin/etcdutl": (os.path.join(e, "etcdutl"), 0o755)},
           {"Entrypoint": ["/usr/local/bin/etcd"]})
     image("registry.k8s.io/coredns/coredns:v" + comps["coredns"]["version"],
           {"/coredns": (os.path.join(bins["coredns"], "coredns"), 0o755)},

@@ -453,7 +453,10 @@ def test_etcd_restored_on_a_live_control_plane(cluster):
         return sitekit.docker("exec", cp, "crictl", "ps", "-q", "--name", "^etcd$", check=False).stdout.strip()
 
     old = etcd_container()
-    sitekit.docker("exec", cp, "sh", "-c", "rm -rf /var/lib/etcd/member && crictl stop %s" % old)
+    data_dir = sitekit.docker("exec", cp, "sh", "-c",
+                              "sed -n 's/.*--data-dir=//p' /etc/kubernetes/manifests/etcd.yaml").stdout.strip()
+    assert data_dir.startswith("/var/lib/etcd"), data_dir
+    sitekit.docker("exec", cp, "sh", "-c", "rm -rf %s/member && crictl stop %s" % (data_dir, old))
     wait_until("etcd to start again on the empty directory", lambda: etcd_container() not in ("", old), 180, interval=3)
 
     start = time.monotonic()
@@ -469,6 +472,6 @@ def test_etcd_restored_on_a_live_control_plane(cluster):
     cluster.kubectl("-n", "juno-it-lost", "rollout", "status", "deployment/survivor", "--timeout=180s")
     objects_after = len(cluster.kubectl("get", "configmaps,secrets,deployments", "-A", "-o", "name").stdout.split())
     # The old data directory is moved aside, never deleted.
-    assert sitekit.docker("exec", cp, "sh", "-c", "ls -d /var/lib/etcd.pre-restore-*").returncode == 0
+    assert sitekit.docker("exec", cp, "sh", "-c", "ls -d %s.pre-restore-*" % data_dir).returncode == 0
     record("restore", restore_run_s=round(took), api_serving_after_s=round(serving_after),
            objects_before_destroy=objects_before, objects_after_restore=objects_after)

@@ -250,6 +250,15 @@ def test_etcd_member_id():
     assert day2.etcd_member_id(listing, "cp9") == ""
 
 
+def test_kubeadm_config_set_etcd_data_dir_takes_a_templated_value():
+    # What a playbook passes: a str subclass (Ansible's data tags), which yaml.safe_dump refuses as such.
+    class Tagged(str):
+        pass
+
+    out = day2.kubeadm_config_set_etcd_data_dir("kind: ClusterConfiguration\n", Tagged("/var/lib/etcd-restored-X"))
+    assert yaml.safe_load(out)["etcd"]["local"]["dataDir"] == "/var/lib/etcd-restored-X"
+
+
 def test_kubeadm_config_set_etcd_data_dir():
     text = "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nkubernetesVersion: v1.32.4\netcd:\n  local:\n    dataDir: /var/lib/etcd\n"
     new = yaml.safe_load(day2.kubeadm_config_set_etcd_data_dir(text, "/var/lib/etcd-restored-X"))

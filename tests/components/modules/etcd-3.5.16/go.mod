@@ -6,6 +6,7 @@ go 1.23.0
 require (
 	go.etcd.io/etcd/server/v3 v3.5.16
 	go.etcd.io/etcd/etcdctl/v3 v3.5.16
+	go.etcd.io/etcd/etcdutl/v3 v3.5.16
 )
 
 replace (
