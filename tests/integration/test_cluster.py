@@ -394,7 +394,7 @@ def test_a_lost_worker_s_pods_start_on_the_other_with_their_data(cluster):
     assert data.startswith("written by survivor-")
 
     sitekit.docker("kill", site.container("w1"))
-    _, not_ready_after = wait_until("w1 to be marked not ready", lambda: node_ready(cluster, "w1") in ("Unknown", "False"), 300)
+    not_ready_after = wait_until("w1 to be marked not ready", lambda: node_ready(cluster, "w1") in ("Unknown", "False"), 300)[1]
     moved, moved_after = wait_until("the pod to run on w2",
                                     lambda: [p for p in ready_pods() if p[1] == "w2"], 420)
     [(new_pod, _node)] = moved
@@ -402,7 +402,7 @@ def test_a_lost_worker_s_pods_start_on_the_other_with_their_data(cluster):
                            "http://127.0.0.1:8888/data").stdout == data, "the data did not follow the pod"
 
     sitekit.docker("start", site.container("w1"))
-    _, back_after = wait_until("w1 to be Ready again", lambda: node_ready(cluster, "w1") == "True", 300)
+    back_after = wait_until("w1 to be Ready again", lambda: node_ready(cluster, "w1") == "True", 300)[1]
     # The pod left on w1 is cleaned up once its kubelet answers again; one replica remains.
     wait_until("one survivor pod", lambda: len(cluster.json("-n", ns, "get", "pods", "-l", "app=survivor")["items"]) == 1, 180)
     record("node-lost", not_ready_after_s=round(not_ready_after), pod_ready_on_w2_after_s=round(not_ready_after + moved_after),
@@ -425,9 +425,12 @@ def test_certificates_are_reported_and_renewed(cluster):
     renew = cluster.playbook("certificates.yml", "-e", "renew=true")
     took = time.monotonic() - start
     assert renew.returncode == 0, renew.stdout[-15000:]
-    after, _ = wait_until("the API server to serve a new certificate",
-                          lambda: (lambda pem: pem if pem.strip() and pem != before else "")(
-                              sitekit.docker(*served, check=False).stdout), 180)
+
+    def new_certificate():
+        pem = sitekit.docker(*served, check=False).stdout
+        return pem if pem.strip() and pem != before else ""
+
+    after = wait_until("the API server to serve a new certificate", new_certificate, 180)[0]
     assert after != before
     assert node_names(cluster) == ["cp1", "w1", "w2"]
     record("certificates", apiserver_days_left=days[0], renew_run_s=round(took))
@@ -463,8 +466,8 @@ def test_etcd_restored_on_a_live_control_plane(cluster):
     restore = cluster.playbook("restore.yml", "-e", "snapshot=" + snapshot)
     took = time.monotonic() - start
     assert restore.returncode == 0, restore.stdout[-15000:]
-    _, serving_after = wait_until("the API server to serve", lambda: cluster.kubectl(
-        "get", "--raw", "/readyz", check=False).stdout.strip() == "ok", 300, interval=3)
+    serving_after = wait_until("the API server to serve", lambda: cluster.kubectl(
+        "get", "--raw", "/readyz", check=False).stdout.strip() == "ok", 300, interval=3)[1]
     assert cluster.kubectl("-n", ns, "get", "configmap", "before", check=False).returncode == 0
     assert cluster.kubectl("-n", ns, "get", "configmap", "after", check=False).returncode != 0
     for node in ("cp1", "w1", "w2"):
