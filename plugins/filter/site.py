@@ -305,10 +305,47 @@ def node_entry(hostvars_entry):
     }
 
 
+def unreachable_report(results, groups=None, limit=""):
+    """Plain lines for the hosts preflight could not reach, and the --limit that goes on without them.
+
+    ``results`` maps each host to its registered ping result: a host is named when the result says
+    ``unreachable``, or ``failed`` (the connection answered but no module ran: a stopped container,
+    no Python). No such host: an empty list. ``groups`` is the inventory's groups, ``limit`` the
+    run's own --limit (``ansible_limit``), kept in the suggestion."""
+    if not isinstance(results, dict):
+        raise AnsibleFilterError("unreachable_report expects a dict of host to result, got %s" % type(results).__name__)
+    down = {}
+    for host, result in results.items():
+        if isinstance(result, dict) and (result.get("unreachable") or result.get("failed")):
+            down[host] = result
+    if not down:
+        return []
+    groups = groups or {}
+    hosts = sorted(down)
+    lines = []
+    for host in hosts:
+        result = down[host]
+        why = result.get("module_stderr") or result.get("msg") or "no answer"
+        why = " ".join(str(why).split())
+        if len(why) > 240:
+            why = why[:237] + "..."
+        lines.append("node %s cannot be reached (%s)" % (host, why))
+    lines.append("nothing has been changed on any host")
+    base = str(limit or "").strip() or "all"
+    lines.append("bring %s back and run again, or go on without %s: --limit '%s'"
+                 % (", ".join(hosts), "it" if len(hosts) == 1 else "them", base + "".join(":!" + h for h in hosts)))
+    first_cp = (groups.get("kube_control_plane") or [None])[0]
+    if first_cp in down:
+        lines.append("%s is the first control plane: the cluster, hubs, monitoring and backup phases run from it, so without it "
+                     "only the nodes and storage phases can run (playbooks/nodes.yml, playbooks/storage.yml)" % first_cp)
+    lines.append("a host left out is not changed; once it is back, a run without --limit brings it in line")
+    return lines
+
 class FilterModule(object):
     def filters(self):
         return {
             "node_entry": node_entry,
             "site_problems": site_problems,
             "hub_namespace": hub_namespace,
+            "unreachable_report": unreachable_report,
         }

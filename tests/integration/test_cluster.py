@@ -409,6 +409,33 @@ def test_a_lost_worker_s_pods_start_on_the_other_with_their_data(cluster):
            w1_ready_again_after_restart_s=round(back_after))
 
 
+def test_a_node_down_during_a_run_is_named_and_can_be_left_out(cluster):
+    """Drill: a worker is down when site.yml starts. Preflight stops before any change and names it,
+    with the --limit that goes on without it; with that limit the other hosts complete; once the
+    worker is back, a run without the limit converges with changed=0 everywhere."""
+    site = cluster.site
+    sitekit.docker("stop", site.container("w2"))
+    try:
+        stopped = cluster.playbook("site.yml")
+        assert stopped.returncode != 0
+        assert "node w2 cannot be reached" in stopped.stdout, stopped.stdout[-6000:]
+        assert "--limit 'all:!w2'" in stopped.stdout, stopped.stdout[-6000:]
+        assert all(v["changed"] == 0 for v in recap(stopped.stdout).values()), recap(stopped.stdout)
+
+        limited = cluster.playbook("site.yml", "--limit", "all:!w2")
+        assert limited.returncode == 0, limited.stdout[-15000:]
+        changed_limited = {h: v["changed"] for h, v in recap(limited.stdout).items()}
+        assert "w2" not in changed_limited and all(c == 0 for c in changed_limited.values()), changed_limited
+    finally:
+        sitekit.docker("start", site.container("w2"))
+    wait_until("w2 to be Ready again", lambda: node_ready(cluster, "w2") == "True", 300)
+    again = cluster.playbook("site.yml")
+    assert again.returncode == 0, again.stdout[-15000:]
+    changed_again = {h: v["changed"] for h, v in recap(again.stdout).items()}
+    assert all(c == 0 for c in changed_again.values()), changed_again
+    record("node-down-during-a-run", changed_with_limit=changed_limited, changed_after_return=changed_again)
+
+
 def test_certificates_are_reported_and_renewed(cluster):
     """Drill: certificates.yml reports the real expiry dates; -e renew=true renews kubeadm's
     certificates, restarts the static Pods, and the API server serves with a new certificate."""

@@ -4,6 +4,8 @@ import copy
 
 import pytest
 
+from ansible.errors import AnsibleFilterError
+
 from ansible_collections.juno.hub.plugins.filter import site as f
 
 GOOD = {
@@ -177,3 +179,29 @@ def test_node_entry_prefers_juno_node_ip():
 def test_hub_namespace_default():
     assert f.hub_namespace({"name": "chemeng"}) == "hub-chemeng"
     assert f.hub_namespace({"name": "chemeng", "namespace": "chem"}) == "chem"
+
+
+def test_unreachable_report_names_the_hosts_and_the_limit():
+    groups = {"kube_control_plane": ["cp1"], "kube_workers": ["w1", "w2"]}
+    assert f.unreachable_report({"w1": {"ping": "pong"}, "w2": {"ping": "pong", "changed": False}}, groups) == []
+    lines = f.unreachable_report(
+        {"w1": {"ping": "pong"}, "w2": {"unreachable": True, "msg": "Error response from daemon: Container abc is not running\n"}}, groups, "")
+    assert lines[0] == "node w2 cannot be reached (Error response from daemon: Container abc is not running)"
+    assert "nothing has been changed on any host" in lines
+    assert "--limit 'all:!w2'" in lines[2]
+    assert not any("first control plane" in line for line in lines)
+
+
+def test_unreachable_report_keeps_the_run_s_limit_and_warns_about_the_first_control_plane():
+    groups = {"kube_control_plane": ["cp1", "cp2"]}
+    # A stopped container over the Docker connection: the module fails, nothing is "unreachable".
+    stopped = {"failed": True, "msg": "Module result deserialization failed: No start of json char found",
+               "module_stderr": "Error response from daemon: Container 4a2 is not running"}
+    lines = f.unreachable_report({"w3": stopped, "cp1": {"unreachable": True, "msg": "ssh: connect to host 10.0.0.11 port 22: No route to host"}},
+                                 groups, "k8s_cluster")
+    assert lines[0].startswith("node cp1 cannot be reached (ssh: connect")
+    assert lines[1] == "node w3 cannot be reached (Error response from daemon: Container 4a2 is not running)"
+    assert "--limit 'k8s_cluster:!cp1:!w3'" in lines[3] and "go on without them" in lines[3]
+    assert any(line.startswith("cp1 is the first control plane") for line in lines)
+    with pytest.raises(AnsibleFilterError):
+        f.unreachable_report(["w2"])
