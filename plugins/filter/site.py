@@ -341,6 +341,7 @@ def unreachable_report(results, groups=None, limit=""):
     lines.append("a host left out is not changed; once it is back, a run without --limit brings it in line")
     return lines
 
+
 class FilterModule(object):
     def filters(self):
         return {
