@@ -49,6 +49,8 @@ APPLY_NODE_CMD = ["sh", "-c", (
     'umount "$dst" && mount -t cgroup -o "rw,nosuid,nodev,noexec,$o" cgroup "$dst"; done; '
     'exec /lib/systemd/systemd')]
 COMPONENTS = os.path.join(TOP, ".cache", "components")
+# fs.inotify.max_user_instances an apply-mode site needs on the host (kind's advice).
+INOTIFY_INSTANCES = 512
 # Where each apply-mode node mounts the site's shared volume.
 SHARED_DIR = "/srv/juno-lab-shared"
 
@@ -344,18 +346,39 @@ class Site:
                         out[check["status"].lower()].append((check["test_number"], check["test_desc"]))
         return out
 
-    def playbook(self, playbook="site.yml", extra=(), env=None, capture=False):
+    def playbook_command(self, playbook="site.yml", extra=(), env=None):
+        """The ansible-playbook command line and environment of a run against this site."""
         cmd = [os.path.join(BIN, "ansible-playbook"), "-i", self.inventory,
                "--vault-password-file", os.path.join(self.inventory, ".vault-pass"),
                os.path.join(TOP, "playbooks", playbook), *extra]
         # Each site keeps its own fact cache: host names (cp1, w1, ...) repeat across sites.
         run_env = dict(os.environ, ANSIBLE_CACHE_PLUGIN_CONNECTION=os.path.join(TOP, ".cache", "facts", self.name), **(env or {}))
+        return cmd, run_env
+
+    def playbook(self, playbook="site.yml", extra=(), env=None, capture=False):
+        cmd, run_env = self.playbook_command(playbook, extra, env)
         if capture:
             return subprocess.run(cmd, cwd=TOP, env=run_env, capture_output=True, text=True, check=False)
         return subprocess.run(cmd, cwd=TOP, env=run_env, check=False)
 
     # -- whole site ---------------------------------------------------------------------------------
+    def raise_inotify_instances(self):
+        """Every kubelet, containerd and systemd of the node containers takes inotify instances
+        from the host's one per-user limit (fs.inotify.max_user_instances, 128 by default): with
+        two apply-mode sites up, a kubelet fails with "inotify_init: too many open files" (kind
+        documents the same). Raise it, never lower it, to kind's figure."""
+        path = "/proc/sys/fs/inotify/max_user_instances"
+        with open(path) as f:
+            have = int(f.read())
+        if have < INOTIFY_INSTANCES:
+            self.say("raising fs.inotify.max_user_instances from %d to %d on this host (node containers' kubelets)"
+                     % (have, INOTIFY_INSTANCES))
+            with open(path, "w") as f:
+                f.write("%d\n" % INOTIFY_INSTANCES)
+
     def up(self, hosts=None):
+        if self.apply:
+            self.raise_inotify_instances()
         self.ensure_network()
         svc_pw = self.ensure_ad()
         self.say("starting node containers: %s" % ", ".join(self.container(h) for h in (hosts or self.nodes)))

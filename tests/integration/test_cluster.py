@@ -36,6 +36,7 @@ sys.path.insert(0, os.path.join(TOP, "tests", "harness"))
 sys.path.insert(0, os.path.join(TOP, "tests", "unit"))
 sys.path.insert(0, os.path.join(TOP, ".collections"))  # the unit tests' helpers import the collection's plugins
 import sitekit  # noqa: E402  (tests/harness: importable only after the sys.path lines above)
+from drillkit import recap, record, wait_until  # noqa: E402  (tests/harness, likewise)
 from test_hub_netpol import merged, singleuser_netpol  # noqa: E402  (tests/unit, likewise)
 
 KUBE = "1.32.4"
@@ -46,14 +47,6 @@ pytestmark = pytest.mark.skipif(
     not os.path.exists(COMPONENTS),
     reason="the Kubernetes components are not built: make k8s-components (make integration builds them)",
 )
-
-
-def recap(stdout):
-    """host -> {ok, changed, failed, ...} from the PLAY RECAP."""
-    out = {}
-    for m in re.finditer(r"^(\S+)\s+:\s+((?:\w+=\d+\s*)+)$", stdout, re.M):
-        out[m.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
-    return out
 
 
 class Cluster:
@@ -317,34 +310,6 @@ def test_remove_node_drains_and_deletes_the_worker(cluster):
 
 
 # --- resilience drills (docs/operations.md has the runbook of each) ----------------------------------
-
-DRILLS = os.path.join(TOP, "tests", "output", "drills.json")
-
-
-def record(name, **figures):
-    """Keep a drill's measured figures in tests/output/drills.json (and print them)."""
-    data = {}
-    if os.path.exists(DRILLS):
-        with open(DRILLS) as f:
-            data = json.load(f)
-    data[name] = figures
-    os.makedirs(os.path.dirname(DRILLS), exist_ok=True)
-    with open(DRILLS, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=True)
-    print("drill %s: %s" % (name, json.dumps(figures, sort_keys=True)))
-
-
-def wait_until(what, check, timeout, interval=2):
-    """Poll check() until it returns a true value; return (value, seconds waited)."""
-    start = time.monotonic()
-    while True:
-        value = check()
-        if value:
-            return value, time.monotonic() - start
-        if time.monotonic() - start > timeout:
-            raise AssertionError("timed out after %d s waiting for %s" % (timeout, what))
-        time.sleep(interval)
-
 
 def node_ready(cluster, name):
     r = cluster.kubectl("get", "node", name, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}", check=False)
