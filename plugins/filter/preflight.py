@@ -278,7 +278,13 @@ def preflight_report(problems, changed_nothing=True):
 def argument_problems(errors, place=""):
     """The messages of ``validate_argument_spec`` (its ``argument_errors``) in the report's form.
 
-    ``place`` (``hub chemeng``) prefixes each message; the summary line the action adds is left out."""
+    ``place`` (``hub chemeng``) prefixes each message; the summary line the action adds is left out.
+    ``errors`` may also be one registered result of a loop over ``juno_hubs`` (the hub's own
+    options checked with the hub as ``item``): its messages then name that hub."""
+    if isinstance(errors, dict):
+        if not place and isinstance(errors.get("item"), dict):
+            place = hub_place(errors["item"])
+        errors = errors.get("argument_errors") or []
     out = []
     for error in errors or []:
         text = " ".join(str(error).split())
