@@ -659,7 +659,7 @@ def hub_problems(hub, site=None, settings=None, lookup_enabled=True):
         )
     allowed, admin = _ad_groups(hub)
     if not allowed:
-        problems.append("%s: ad.allowed_groups is empty; a hub admits members of at least one AD group" % where)
+        problems.append("%s: ad.allowed_groups is empty; a hub admits members of at least one AD group (allow_all is never set)" % where)
     if not lookup_enabled:
         for group in allowed:
             if not _is_dn(group):
