@@ -7,6 +7,7 @@ run alone (every phase) must find too."""
 import os
 import re
 import subprocess
+import textwrap
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 INVENTORY = os.path.join(TOP, "tests", "integration", "inventories", "broken")
@@ -64,17 +65,10 @@ def run_preflight(*extra, inventory=INVENTORY, playbook="preflight.yml"):
 
 
 def report(out):
-    """The one report, as YAML prints the failed task's message: its lines with the quotes taken off."""
-    m = re.search(r"^fatal: \[[^\]]+\]: FAILED! => *\n((?:[ \t]+.*\n)+)", out, re.M)
+    """The one report: the failed task's message, which the YAML result format prints as a block."""
+    m = re.search(r"^fatal: \[[^\]]+\]: FAILED! => *\n(?:[ \t]+.*\n)*?([ \t]+)msg: \|-\n((?:\1[ \t]+.*\n)+)", out, re.M)
     assert m, out
-    lines = []
-    for line in m.group(1).splitlines():
-        text = line.strip()
-        if text.startswith("- "):
-            lines.append(text[2:])
-        elif lines:
-            lines[-1] += " " + text
-    return "\n".join(re.sub(r"^'(.*)'$", r"\1", line).replace("''", "'") for line in lines) + "\n"
+    return textwrap.dedent(m.group(2))
 
 
 def failed_hosts(out):
