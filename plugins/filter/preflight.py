@@ -146,17 +146,6 @@ def url_problem(value, schemes=("https", "http")):
     return ""
 
 
-KINDS = {
-    "quantity": ("a Kubernetes quantity such as 10Gi or 500m", lambda v: _check(parse_quantity, v, nonnegative=True)),
-    "cpu": ("a CPU quantity such as 250m or 1.5", lambda v: _check(parse_quantity, v, nonnegative=True)),
-    "memory": ("a memory quantity such as 160Mi or 4Gi", lambda v: _memory(v)),
-    "duration": ("a Go duration such as 50s or 1m30s", lambda v: _check(parse_duration, v, nonnegative=True)),
-    "url": ("a URL such as https://es1.example.edu:9200", lambda v: url_problem(v)),
-    "https_url": ("an https:// URL such as https://es1.example.edu:9200", lambda v: url_problem(v, ("https",))),
-    "dn": ("a distinguished name (CN=...,OU=...,DC=...)", dn_problem),
-}
-
-
 def _check(parser, value, nonnegative=False):
     try:
         parsed = parser(value)
@@ -172,6 +161,17 @@ def _memory(value):
     if not reason and parse_quantity(value) != parse_quantity(value).to_integral_value():
         return "it is a fraction of a byte"
     return reason
+
+
+KINDS = {
+    "quantity": ("a Kubernetes quantity such as 10Gi or 500m", lambda v: _check(parse_quantity, v, nonnegative=True)),
+    "cpu": ("a CPU quantity such as 250m or 1.5", lambda v: _check(parse_quantity, v, nonnegative=True)),
+    "memory": ("a memory quantity such as 160Mi or 4Gi", _memory),
+    "duration": ("a Go duration such as 50s or 1m30s", lambda v: _check(parse_duration, v, nonnegative=True)),
+    "url": ("a URL such as https://es1.example.edu:9200", url_problem),
+    "https_url": ("an https:// URL such as https://es1.example.edu:9200", lambda v: url_problem(v, ("https",))),
+    "dn": ("a distinguished name (CN=...,OU=...,DC=...)", dn_problem),
+}
 
 
 def value_problems(checks):
