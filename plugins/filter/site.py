@@ -17,6 +17,7 @@ import re
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.juno.hub.plugins.filter.preflight import hub_place, value_problems
+from ansible_collections.juno.hub.plugins.module_utils._ad import ADError, parse_server
 
 try:
     import netaddr
@@ -278,6 +279,12 @@ def ad_problems(site):
         )
     for i, server in enumerate(ad.get("servers") or []):
         s = str(server)
+        # Parsed as the module parses it; whether the scheme agrees with juno_ad.tls is checked below.
+        try:
+            parse_server(s, "ldaps" if s.lower().startswith("ldaps://") else "starttls", None)
+        except ADError as exc:
+            problems.append("juno_ad.servers[%d] %r is not a host name, address or ldap(s):// URL of a domain controller: %s"
+                            % (i, s, str(exc).replace("server %r" % s, "").strip(" :")))
         if s.startswith("ldap://") and tls == "ldaps":
             problems.append("juno_ad.servers[%d] %r is a plain ldap:// URL but juno_ad.tls is ldaps; give host names or ldaps:// URLs" % (i, s))
         if s.startswith("ldap://") and tls == "none" and not ad.get("insecure", False):

@@ -223,3 +223,20 @@ def test_argument_problems_name_the_hub():
     assert p.argument_problems(["Validation of arguments failed: x", "argument ''port'' is of type str"]) == ["argument 'port' is of type str"]
     assert p.argument_problems(["a"], "hub x") == ["hub x: a"]
     assert p.argument_problems({"item": {"name": "x"}}) == []
+
+
+@pytest.mark.parametrize("server,why", [
+    ("ldap//dc1.example.edu", "not a host name or address"),
+    ("https://dc1.example.edu", "scheme must be ldap:// or ldaps://"),
+    ("dc1.example.edu:ldaps", "the port must be a number"),
+    ("ldaps://dc1.example.edu/DC=example,DC=edu", "may not carry a DN"),
+    ("dc1.example.edu:99999", "out of range"),
+])
+def test_ad_servers_are_parsed_as_the_module_parses_them(server, why):
+    msgs = site.ad_problems({"juno_ad": {"servers": ["dc2.example.edu", server], "tls": "ldaps", "base_dn": "DC=x"}})
+    assert len(msgs) == 1 and msgs[0].startswith("juno_ad.servers[1] %r is not a host name" % server) and why in msgs[0], msgs
+
+
+@pytest.mark.parametrize("server", ["dc1.example.edu", "10.0.0.5:636", "[2001:db8::5]:636", "ldaps://dc1.example.edu:636"])
+def test_good_ad_servers(server):
+    assert site.ad_problems({"juno_ad": {"servers": [server], "tls": "ldaps", "base_dn": "DC=x"}}) == []
