@@ -205,6 +205,11 @@ def hub_place(hub, index=None):
     return "hub juno_hubs[%s]" % ("?" if index is None else index)
 
 
+def _slug(text):
+    """The slug the hub values give a profile (plugins/filter/hub.py), without the -2, -3 of repeated names."""
+    return re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-") or "profile"
+
+
 def profile_name(profile, slug):
     """How messages name a profile: its display name and slug (``profile 'GPU notebook' (gpu-notebook)``)."""
     display = profile.get("display_name") if isinstance(profile, dict) else None
@@ -280,10 +285,14 @@ def argument_problems(errors, place=""):
 
     ``place`` (``hub chemeng``) prefixes each message; the summary line the action adds is left out.
     ``errors`` may also be one registered result of a loop over ``juno_hubs`` (the hub's own
-    options checked with the hub as ``item``): its messages then name that hub."""
+    options checked with the hub as ``item``): its messages then name that hub; or of a loop over
+    the hubs' profiles (``item`` is ``[hub, profile]``): they name the hub and the profile."""
     if isinstance(errors, dict):
-        if not place and isinstance(errors.get("item"), dict):
-            place = hub_place(errors["item"])
+        item = errors.get("item")
+        if not place and isinstance(item, dict):
+            place = hub_place(item)
+        elif not place and isinstance(item, (list, tuple)) and len(item) == 2:  # [hub, profile]
+            place = "%s: %s" % (hub_place(item[0]), profile_name(item[1], _slug((item[1] or {}).get("display_name") or "profile")))
         errors = errors.get("argument_errors") or []
     out = []
     for error in errors or []:

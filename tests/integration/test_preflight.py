@@ -51,6 +51,7 @@ ROLE_PLANTED = [
     r"hub chemeng:\n(\s+- .*\n)*?\s+- storage\.no_root_squash is true: .*\s+.*nfs_server_allow_no_root_squash",
     r"hub chemeng:\n(\s+- .*\n)*?\s+- profile 'Big memory' \(big-memory\): mem_guarantee 8G is more than\s+mem_limit 4G",
     r"hub physics:\n(\s+- .*\n)*?\s+- missing required arguments: allowed_groups found in ad",
+    r"hub chemeng:\n(\s+- .*\n)*?\s+- profile 'GPU notebook' \(gpu-notebook\): argument 'gpu' is of type str",
 ]
 
 

@@ -240,3 +240,10 @@ def test_ad_servers_are_parsed_as_the_module_parses_them(server, why):
 @pytest.mark.parametrize("server", ["dc1.example.edu", "10.0.0.5:636", "[2001:db8::5]:636", "ldaps://dc1.example.edu:636"])
 def test_good_ad_servers(server):
     assert site.ad_problems({"juno_ad": {"servers": [server], "tls": "ldaps", "base_dn": "DC=x"}}) == []
+
+
+def test_argument_problems_name_the_hub_and_the_profile():
+    result = {"item": [{"name": "chem"}, {"display_name": "GPU notebook", "gpu": "two"}],
+              "argument_errors": ["argument 'gpu' is of type str and we were unable to convert to int"]}
+    assert p.argument_problems(result) == [
+        "hub chem: profile 'GPU notebook' (gpu-notebook): argument 'gpu' is of type str and we were unable to convert to int"]
