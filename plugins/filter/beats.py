@@ -24,6 +24,7 @@ import binascii
 import re
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.juno.hub.plugins.filter.preflight import url_problem
 
 # Paths inside the Beat pods. The service-account token and CA are mounted by Kubernetes; /hostfs is
 # where the Metricbeat pod template mounts the host's root, /proc and /sys/fs/cgroup.
@@ -70,7 +71,6 @@ FILEBEAT_INPUTS = ("container", "filestream")
 READ = ["get", "list", "watch"]
 VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
 DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
-URL = re.compile(r"^(https?)://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\])(:(\d{1,5}))?(/.*)?$")
 HOST_PORT = re.compile(r"^(https?://)?[A-Za-z0-9.-]+:(\d{1,5})$")
 DURATION = re.compile(r"^\d+(d|h|m|s)$")
 BYTE_SIZE = re.compile(r"^\d+(b|kb|mb|gb|tb|pb)$")
@@ -483,10 +483,10 @@ def beats_problems(settings, nodes=None):
             problems.append("juno_elasticsearch_hosts is empty; list the site's Elasticsearch URLs (https://es1.example.edu:9200), "
                             "or set beats_elasticsearch_managed: true for a small Elasticsearch run by ECK in the cluster")
         for i, host in enumerate(hosts):
-            um = URL.match(str(host))
-            if not um:
-                problems.append("juno_elasticsearch_hosts[%d] %r is not a URL such as https://es1.example.edu:9200" % (i, host))
-            elif um.group(1) != "https":
+            reason = url_problem(str(host))
+            if reason:
+                problems.append("juno_elasticsearch_hosts[%d] %r is not a URL such as https://es1.example.edu:9200: %s" % (i, host, reason))
+            elif not str(host).lower().startswith("https://"):
                 problems.append("juno_elasticsearch_hosts[%d] %r is plain HTTP; the Beats send credentials, use https:// with "
                                 "juno_elasticsearch_ca_file" % (i, host))
         if auth == "incomplete":
@@ -499,8 +499,9 @@ def beats_problems(settings, nodes=None):
             if not url:
                 problems.append("beats_setup_dashboards_enabled is true but beats_kibana_url is empty; "
                                 "give the site's Kibana URL or load the dashboards by hand")
-            elif not URL.match(str(url)) or not str(url).startswith("https://"):
-                problems.append("beats_kibana_url %r is not an https:// URL such as https://kibana.example.edu:5601" % url)
+            elif url_problem(str(url), ("https",)):
+                problems.append("beats_kibana_url %r is not an https:// URL such as https://kibana.example.edu:5601: %s"
+                                % (url, url_problem(str(url), ("https",))))
 
     for beat in ("metricbeat", "filebeat"):
         problems += _resource_problems(settings, "beats_%s_resources" % beat)

@@ -20,6 +20,7 @@ import os
 import re
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.juno.hub.plugins.filter.preflight import hub_place, profile_name, value_problems
 
 # The chart's cluster-scoped objects are named after the Helm release (fullnameOverride ""),
 # so a unique release name per hub keeps the hubs' PriorityClasses, ClusterRoles and
@@ -76,7 +77,6 @@ DEFAULT_SETTINGS = {
 
 DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 MEMORY = re.compile(r"^[0-9]+(\.[0-9]+)?[KMGT]?$")
-QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$")
 MEMORY_UNITS = {"K": 1024, "M": 1024 ** 2, "G": 1024 ** 3, "T": 1024 ** 4}
 
 # The extraConfig snippets; they read nothing but the environment and the spawner, so the same
@@ -597,7 +597,7 @@ def hub_files(hubs, ad=None):
     if ad.get("ca_file") and (ad.get("tls") or "ldaps") != "none":
         files.append({
             "path": os.path.expanduser(ad["ca_file"]),
-            "message": "juno_ad.ca_file %s does not exist; the hubs validate the domain controllers' certificates "
+            "message": "juno_ad.ca_file %s does not exist on the control node; the hubs validate the domain controllers' certificates "
                        "against it (the PEM of the CA that signed them)" % ad["ca_file"],
         })
     for hub in hubs or []:
@@ -606,7 +606,7 @@ def hub_files(hubs, ad=None):
             if tls.get(key):
                 files.append({
                     "path": os.path.expanduser(tls[key]),
-                    "message": "juno_hubs[name=%s].tls.%s %s does not exist; give the PEM %s of %s"
+                    "message": "hub %s: tls.%s %s does not exist on the control node; give the PEM %s of %s"
                                % (hub["name"], key, tls[key], what, hub.get("hostname")),
                 })
     return files
@@ -648,9 +648,9 @@ def hub_problems(hub, site=None, settings=None, lookup_enabled=True):
     """What is wrong with one hub entry for the jupyterhub role; one message per problem."""
     problems = []
     if not isinstance(hub, dict) or not isinstance(hub.get("name"), str):
-        return ["juno_hubs entry %r has no name" % (hub,)]
+        return ["%s: has no name" % hub_place(hub)]
     settings = _settings(settings)
-    where = "juno_hubs[name=%s]" % hub["name"]
+    where = hub_place(hub)
     names = hub_names(hub, settings["release_prefix"])
     if len(names["release"]) > HELM_RELEASE_MAX or not DNS_LABEL.match(names["release"]):
         problems.append(
@@ -659,74 +659,95 @@ def hub_problems(hub, site=None, settings=None, lookup_enabled=True):
         )
     allowed, admin = _ad_groups(hub)
     if not allowed:
-        problems.append("%s.ad.allowed_groups is empty; a hub admits members of at least one AD group" % where)
+        problems.append("%s: ad.allowed_groups is empty; a hub admits members of at least one AD group (allow_all is never set)" % where)
     if not lookup_enabled:
         for group in allowed:
             if not _is_dn(group):
                 problems.append(
-                    "%s.ad.allowed_groups has %r, a group name, but jupyterhub_resolve_admins is false so it cannot be resolved to a DN; "
+                    "%s: ad.allowed_groups has %r, a group name, but jupyterhub_resolve_admins is false so it cannot be resolved to a DN; "
                     "give its DN (CN=...,OU=...,DC=...) or turn the lookup on" % (where, group)
                 )
     image = hub.get("image") or {}
     if image and (not image.get("name") or not image.get("tag")):
-        problems.append("%s.image needs both name and tag, got %r" % (where, image))
+        problems.append("%s: image needs both name and tag, got %r" % (where, image))
     resources = hub.get("resources") or {}
-    problems += _resource_problems("%s.resources" % where, resources)
+    problems += _resource_problems("%s: resources." % where, resources)
     storage = hub.get("storage") or {}
-    if storage.get("capacity") is not None and not QUANTITY.match(str(storage["capacity"])):
-        problems.append("%s.storage.capacity %r is not a Kubernetes quantity such as 10Gi" % (where, storage["capacity"]))
+    if storage.get("capacity") is not None:
+        problems += value_problems([["%s: storage.capacity" % where, "memory", storage["capacity"]]])
     timeout = hub.get("idle_timeout")
     if timeout is not None and (not isinstance(timeout, int) or isinstance(timeout, bool) or timeout < 0):
-        problems.append("%s.idle_timeout %r must be a number of seconds, 0 or more (0 turns culling off)" % (where, timeout))
+        problems.append("%s: idle_timeout %r must be a number of seconds, 0 or more (0 turns culling off)" % (where, timeout))
     placeholders = hub.get("user_placeholders")
     if placeholders is not None and (not isinstance(placeholders, int) or isinstance(placeholders, bool) or placeholders < 0):
-        problems.append("%s.user_placeholders %r must be 0 or more" % (where, placeholders))
+        problems.append("%s: user_placeholders %r must be 0 or more" % (where, placeholders))
     defaults = 0
+    slugs = {}
     for i, profile in enumerate(hub.get("profiles") or []):
-        pwhere = "%s.profiles[%d]" % (where, i)
+        if not isinstance(profile, dict):
+            problems.append("%s: profiles entry %d is %r, not a profile (display_name, cpu_limit, ...)" % (where, i + 1, profile))
+            continue
+        slug = _slug(profile.get("display_name") or "profile-%d" % (i + 1))
+        slugs[slug] = slugs.get(slug, 0) + 1
+        slug = slug if slugs[slug] == 1 else "%s-%d" % (slug, slugs[slug])
+        pwhere = "%s: %s" % (where, profile_name(profile, slug))
         if not profile.get("display_name"):
-            problems.append("%s has no display_name" % pwhere)
+            problems.append("%s has no display_name (entry %d of profiles)" % (pwhere, i + 1))
         if profile.get("default"):
             defaults += 1
         if profile.get("image"):
             ref = str(profile["image"])
             if ":" not in ref.rsplit("/", 1)[-1] and "@" not in ref:
-                problems.append("%s.image %r has no tag; pin one (name:tag), as for the hub's image" % (pwhere, ref))
+                problems.append("%s: image %r has no tag; pin one (name:tag), as for the hub's image" % (pwhere, ref))
         gpu = profile.get("gpu") or 0
         if not isinstance(gpu, int) or isinstance(gpu, bool) or gpu < 0:
-            problems.append("%s.gpu %r must be a whole number of GPUs, 0 or more" % (pwhere, gpu))
-        problems += _resource_problems(pwhere, profile)
+            problems.append("%s: gpu %r must be a whole number of GPUs, 0 or more" % (pwhere, gpu))
+        problems += _resource_problems(pwhere + ": ", profile)
     if defaults > 1:
-        problems.append("%s.profiles: %d profiles are marked default; mark at most one" % (where, defaults))
+        problems.append("%s: %d profiles are marked default; mark at most one" % (where, defaults))
     tls = hub.get("tls")
     if tls and not (tls.get("certificate_file") and tls.get("key_file")):
-        problems.append("%s.tls needs certificate_file and key_file" % where)
+        problems.append("%s: tls needs certificate_file and key_file" % where)
     extra = hub.get("extra_values") or {}
     if not isinstance(extra, dict):
-        problems.append("%s.extra_values must be a dictionary of chart values, got %r" % (where, extra))
+        problems.append("%s: extra_values must be a dictionary of chart values, got %r" % (where, extra))
         extra = {}
     for path, refused, why in FORBIDDEN_EXTRA_VALUES:
         value, present = _dig(extra, path)
         if present and (refused is None or value == refused):
-            problems.append("%s.extra_values sets %s%s: %s" % (where, ".".join(path), "" if refused is None else " to %r" % (refused,), why))
+            problems.append("%s: extra_values sets %s%s: %s" % (where, ".".join(path), "" if refused is None else " to %r" % (refused,), why))
     ad = (site or {}).get("juno_ad") or {}
     if not ad:
         problems.append("juno_ad is not set; the hubs log users in against Active Directory")
     return problems
 
 
+def _cpu(value):
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
 def _resource_problems(where, resources):
+    """``where`` ends with the separator (``hub h: resources.``, ``hub h: profile 'GPU' (gpu): ``)."""
     problems = []
     for key in ("mem_guarantee", "mem_limit"):
         value = resources.get(key)
         if value is not None and _memory_bytes(value) is None:
-            problems.append("%s.%s %r is not a JupyterHub memory size (a number with K, M, G or T, such as 4G; not 4Gi)" % (where, key, value))
-    cpu_g, cpu_l = resources.get("cpu_guarantee"), resources.get("cpu_limit")
-    if cpu_g is not None and cpu_l is not None and float(cpu_g) > float(cpu_l):
-        problems.append("%s.cpu_guarantee %s is more than cpu_limit %s" % (where, cpu_g, cpu_l))
+            problems.append("%s%s %r is not a JupyterHub memory size (a number with K, M, G or T, such as 4G; not 4Gi)" % (where, key, value))
+    for key in ("cpu_guarantee", "cpu_limit"):
+        value = resources.get(key)
+        if value is not None and (isinstance(value, bool) or _cpu(value) is None or _cpu(value) < 0):
+            problems.append("%s%s %r is not a number of CPUs (such as 0.5 or 2)" % (where, key, value))
+    cpu_g, cpu_l = _cpu(resources.get("cpu_guarantee")), _cpu(resources.get("cpu_limit"))
+    if cpu_g is not None and cpu_l is not None and cpu_g > cpu_l:
+        problems.append("%scpu_guarantee %s is more than cpu_limit %s; the limit must be at least the guarantee"
+                        % (where, resources.get("cpu_guarantee"), resources.get("cpu_limit")))
     mem_g, mem_l = _memory_bytes(resources.get("mem_guarantee") or ""), _memory_bytes(resources.get("mem_limit") or "")
     if mem_g is not None and mem_l is not None and mem_g > mem_l:
-        problems.append("%s.mem_guarantee %s is more than mem_limit %s" % (where, resources.get("mem_guarantee"), resources.get("mem_limit")))
+        problems.append("%smem_guarantee %s is more than mem_limit %s; the limit must be at least the guarantee"
+                        % (where, resources.get("mem_guarantee"), resources.get("mem_limit")))
     return problems
 
 

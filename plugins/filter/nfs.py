@@ -20,6 +20,7 @@ import posixpath
 import re
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.juno.hub.plugins.filter.preflight import hub_place
 from ansible.module_utils.parsing.convert_bool import boolean
 
 # Defaults of juno_hubs[].storage (the `site` spec of roles/preflight/meta/argument_specs.yml).
@@ -159,36 +160,37 @@ def _entries(hubs, root, problems):
     entries = []
     seen = {}
     for i, hub in enumerate(_hubs(hubs)):
-        where = "juno_hubs[%d]" % i
+        where = hub_place(hub, i)
         if not isinstance(hub, dict):
-            problems.append("%s is not a dictionary" % where)
+            problems.append("%s: is not a dictionary" % where)
             continue
         name = hub.get("name")
         if not isinstance(name, str) or not HUB_NAME.match(name):
-            problems.append("%s.name %r cannot name an export directory; use a lower-case DNS label" % (where, name))
+            problems.append("%s: name %r cannot name an export directory; use a lower-case DNS label" % (where, name))
             continue
         if name in seen:
-            problems.append("%s.name %r is used by juno_hubs[%d] too; each hub needs its own export" % (where, name, seen[name]))
+            problems.append("%s: the name %r is used by another hub too (entries %d and %d of juno_hubs); each hub needs its own export"
+                            % (where, name, seen[name], i))
             continue
         seen[name] = i
         storage = _storage(hub)
         sec = storage.get("sec")
         if sec not in SEC_FLAVOURS:
-            problems.append("%s.storage.sec %r is not one of %s" % (where, sec, ", ".join(SEC_FLAVOURS)))
+            problems.append("%s: storage.sec %r is not one of %s" % (where, sec, ", ".join(SEC_FLAVOURS)))
         no_root_squash = _bool(storage.get("no_root_squash"))
         if no_root_squash is None:
-            problems.append("%s.storage.no_root_squash %r is not a boolean" % (where, storage.get("no_root_squash")))
+            problems.append("%s: storage.no_root_squash %r is not a boolean" % (where, storage.get("no_root_squash")))
             no_root_squash = False
         mode = str(storage.get("export_mode"))
         if not MODE.match(mode):
-            problems.append("%s.storage.export_mode %r is not an octal mode such as \"0755\" (quote it in YAML)" % (where, storage.get("export_mode")))
+            problems.append("%s: storage.export_mode %r is not an octal mode such as \"0755\" (quote it in YAML)" % (where, storage.get("export_mode")))
         for key in ("export_owner", "export_group"):
             value = storage.get(key)
             if not isinstance(value, (str, int)) or isinstance(value, bool) or not str(value).strip() or re.search(r"[\s:]", str(value)):
-                problems.append("%s.storage.%s %r is not a user or group name or numeric id" % (where, key, value))
+                problems.append("%s: storage.%s %r is not a user or group name or numeric id" % (where, key, value))
         mount_options = storage.get("mount_options")
         if isinstance(mount_options, str) or not isinstance(mount_options, (list, tuple)):
-            problems.append("%s.storage.mount_options must be a list such as [nfsvers=4.1, hard], got %r" % (where, mount_options))
+            problems.append("%s: storage.mount_options must be a list such as [nfsvers=4.1, hard], got %r" % (where, mount_options))
             mount_options = []
         entry_mode = mode if len(mode) == 4 else "0" + mode
         entries.append({
@@ -278,8 +280,8 @@ def nfs_export_problems(hubs, networks, root, options=None, allow_no_root_squash
         for entry in entries:
             if entry["no_root_squash"]:
                 problems.append(
-                    "juno_hubs[%d].storage.no_root_squash is true (hub %s): root on every node would be root on the NFS server; "
-                    "it is refused unless nfs_server_allow_no_root_squash: true" % (entry["index"], entry["name"])
+                    "hub %s: storage.no_root_squash is true: root on every node would be root on the NFS server; "
+                    "it is refused unless nfs_server_allow_no_root_squash: true" % entry["name"]
                 )
     parsed = nfs_exports_parse(current)
     if not _bool(prune):
@@ -348,7 +350,7 @@ def nfs_export_check(exported, hubs, networks, root, allow_no_root_squash=False)
     allow = bool(_bool(allow_no_root_squash))
     for entry in entries:
         mine = [e for e in exports if posixpath.normpath(e["path"]) == entry["path"]]
-        hub = "juno_hubs[%d] (hub %s)" % (entry["index"], entry["name"])
+        hub = "hub %s" % entry["name"]
         if not mine:
             problems.append("%s is not exported; %s needs an export for the node networks %s" % (entry["path"], hub, ", ".join(str(n) for n in nets)))
             continue
@@ -366,7 +368,7 @@ def nfs_export_check(exported, hubs, networks, root, allow_no_root_squash=False)
             if "no_root_squash" in e["options"] and not (allow or entry["no_root_squash"]):
                 problems.append(
                     "%s is exported with no_root_squash to %s; root on a node would be root on the server (set root_squash, "
-                    "or juno_hubs[%d].storage.no_root_squash and nfs_server_allow_no_root_squash to accept it)" % (entry["path"], e["client"], entry["index"])
+                    "or storage.no_root_squash of hub %s and nfs_server_allow_no_root_squash to accept it)" % (entry["path"], e["client"], entry["name"])
                 )
             sec = [o.split("=", 1)[1] for o in e["options"] if o.startswith("sec=")]
             if sec and entry["sec"] not in ":".join(sec).split(":"):

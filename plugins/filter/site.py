@@ -16,6 +16,8 @@ __metaclass__ = type
 import re
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.juno.hub.plugins.filter.preflight import hub_place, value_problems
+from ansible_collections.juno.hub.plugins.module_utils._ad import ADError, parse_server
 
 try:
     import netaddr
@@ -101,10 +103,10 @@ def network_problems(site, nodes):
         node_addrs[node["name"]] = ip
         for name, cidr in (("juno_pod_cidr", pod), ("juno_service_cidr", svc)):
             if cidr is not None and ip in cidr:
-                problems.append("%s: node address %s lies inside %s %s; move the node or the range" % (node["name"], ip, name, site[name]))
+                problems.append("node %s: its address %s lies inside %s %s; move the node or the range" % (node["name"], ip, name, site[name]))
         if node_nets and "k8s_cluster" in node.get("groups", []) and not any(ip in net_set for dummy, net_set in node_nets):
             problems.append(
-                "%s: node address %s is in none of juno_node_networks (%s); add its network so NFS exports and firewall rules admit it"
+                "node %s: its address %s is in none of juno_node_networks (%s); add its network so NFS exports and firewall rules admit it"
                 % (node["name"], ip, ", ".join(str(n) for n, dummy in node_nets))
             )
 
@@ -193,33 +195,38 @@ def hub_problems(site):
                 pool |= parse_pool(entry)
         except (netaddr.AddrFormatError, ValueError, TypeError):
             pool = None  # reported by network_problems
+    places = [hub_place(hub, i) for i, hub in enumerate(hubs)]
     for i, hub in enumerate(hubs):
-        where = "juno_hubs[%d]" % i
+        where = places[i]
+        if not isinstance(hub, dict):
+            problems.append("%s: is %r, not a hub (a dictionary with name, hostname, ad, ...)" % (where, hub))
+            continue
         name = hub.get("name")
         if not isinstance(name, str) or not DNS_LABEL.match(name) or len(name) > 40:
             problems.append(
-                "%s.name %r is not a valid hub name; use a lower-case DNS label of at most 40 characters (letters, digits, '-', starting with a letter)"
+                "%s: name %r is not a valid hub name; use a lower-case DNS label of at most 40 characters (letters, digits, '-', starting with a letter)"
                 % (where, name)
             )
         elif name in names:
-            problems.append("%s.name %r is used by juno_hubs[%d] too; hub names must be unique" % (where, name, names[name]))
+            problems.append("%s: the name %r is used by another hub too (entries %d and %d of juno_hubs); hub names must be unique"
+                            % (where, name, names[name], i))
         else:
             names[name] = i
         ns = hub_namespace(hub)
         if not DNS_LABEL.match(ns or ""):
-            problems.append("%s.namespace %r is not a valid Kubernetes namespace (a DNS label)" % (where, ns))
+            problems.append("%s: namespace %r is not a valid Kubernetes namespace (a DNS label)" % (where, ns))
         elif ns in ("default", "kube-system", "kube-public", "kube-node-lease") or ns.startswith("kube-"):
-            problems.append("%s.namespace %r is reserved by Kubernetes; give the hub its own namespace" % (where, ns))
+            problems.append("%s: namespace %r is reserved by Kubernetes; give the hub its own namespace" % (where, ns))
         elif ns in namespaces:
-            problems.append("%s.namespace %r is the namespace of juno_hubs[%d] too; each hub needs its own namespace" % (where, ns, namespaces[ns]))
+            problems.append("%s: namespace %r is the namespace of %s too; each hub needs its own namespace" % (where, ns, places[namespaces[ns]]))
         else:
             namespaces[ns] = i
         host = hub.get("hostname")
         if host is not None:
             if not isinstance(host, str) or not DNS_NAME.match(host):
-                problems.append("%s.hostname %r is not a valid DNS name" % (where, host))
+                problems.append("%s: hostname %r is not a valid DNS name" % (where, host))
             elif host in hostnames:
-                problems.append("%s.hostname %r is the hostname of juno_hubs[%d] too; each hub needs its own hostname" % (where, host, hostnames[host]))
+                problems.append("%s: hostname %r is the hostname of %s too; each hub needs its own hostname" % (where, host, places[hostnames[host]]))
             else:
                 hostnames[host] = i
         addr = hub.get("lb_address")
@@ -227,22 +234,33 @@ def hub_problems(site):
             try:
                 ip = netaddr.IPAddress(str(addr))
             except (netaddr.AddrFormatError, ValueError):
-                problems.append("%s.lb_address %r is not an IP address" % (where, addr))
-                continue
-            if str(ip) in addresses:
-                problems.append("%s.lb_address %s is the address of juno_hubs[%d] too" % (where, ip, addresses[str(ip)]))
-            addresses[str(ip)] = i
-            if pool is not None and ip not in pool:
-                problems.append(
-                    "%s.lb_address %s is outside juno_lb_address_pool (%s); MetalLB can only assign pool addresses"
-                    % (where, ip, ", ".join(site["juno_lb_address_pool"]))
-                )
+                problems.append("%s: lb_address %r is not an IP address" % (where, addr))
+                ip = None
+            if ip is not None:
+                if str(ip) in addresses:
+                    problems.append("%s: lb_address %s is the address of %s too" % (where, ip, places[addresses[str(ip)]]))
+                addresses[str(ip)] = i
+                if pool is not None and ip not in pool:
+                    problems.append(
+                        "%s: lb_address %s is outside juno_lb_address_pool (%s); MetalLB can only assign pool addresses"
+                        % (where, ip, ", ".join(site["juno_lb_address_pool"]))
+                    )
         ad = hub.get("ad") or {}
+        if not isinstance(ad, dict):
+            ad = {}
         if not ad.get("allowed_groups"):
-            problems.append("%s.ad.allowed_groups is empty; a hub admits members of at least one AD group (allow_all is never set)" % where)
-        defaults = [p for p in hub.get("profiles") or [] if p.get("default")]
+            problems.append("%s: ad.allowed_groups is empty; a hub admits members of at least one AD group (allow_all is never set)" % where)
+        for key in ("allowed_groups", "admin_groups"):
+            groups = ad.get(key) or []
+            for group in groups if isinstance(groups, list) else []:
+                # A group is a sAMAccountName, which cannot hold '=' or ',', or a DN: anything with
+                # either is read as a DN and must parse as one.
+                if isinstance(group, str) and ("=" in group or "," in group):
+                    problems += value_problems([["%s: ad.%s entry" % (where, key), "dn", group]])
+        defaults = [p for p in hub.get("profiles") or [] if isinstance(p, dict) and p.get("default")]
         if len(defaults) > 1:
-            problems.append("%s.profiles: %d profiles are marked default; mark at most one" % (where, len(defaults)))
+            problems.append("%s: %d profiles are marked default (%s); mark at most one"
+                            % (where, len(defaults), ", ".join(repr(p.get("display_name")) for p in defaults)))
     return problems
 
 
@@ -261,10 +279,18 @@ def ad_problems(site):
         )
     for i, server in enumerate(ad.get("servers") or []):
         s = str(server)
+        # Parsed as the module parses it; whether the scheme agrees with juno_ad.tls is checked below.
+        try:
+            parse_server(s, "ldaps" if s.lower().startswith("ldaps://") else "starttls", None)
+        except ADError as exc:
+            problems.append("juno_ad.servers[%d] %r is not a host name, address or ldap(s):// URL of a domain controller: %s"
+                            % (i, s, str(exc).replace("server %r" % s, "").strip(" :")))
         if s.startswith("ldap://") and tls == "ldaps":
             problems.append("juno_ad.servers[%d] %r is a plain ldap:// URL but juno_ad.tls is ldaps; give host names or ldaps:// URLs" % (i, s))
         if s.startswith("ldap://") and tls == "none" and not ad.get("insecure", False):
             problems.append("juno_ad.servers[%d] %r uses plain LDAP; set juno_ad.tls: ldaps or starttls" % (i, s))
+    dns = [["juno_ad.%s" % key, "dn", ad[key]] for key in ("base_dn", "user_base_dn", "group_base_dn", "bind_dn") if ad.get(key)]
+    problems += value_problems(dns)
     if ad.get("validate_certs") is False and not ad.get("insecure", False):
         problems.append("juno_ad.validate_certs is false; certificate validation can only be turned off together with juno_ad.insecure: true")
     return problems

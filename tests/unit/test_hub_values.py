@@ -346,7 +346,7 @@ def problems_of(changes, lookup=True, settings=None):
     ({"profiles": [{"display_name": "a", "image": "quay.io/jupyter/base-notebook"}]}, "has no tag"),
     ({"profiles": [{"display_name": "a", "default": True}, {"display_name": "b", "default": True}]}, "2 profiles are marked default"),
     ({"profiles": [{"display_name": "a", "gpu": -1}]}, "whole number of GPUs"),
-    ({"storage": {"capacity": "10GB"}}, "not a Kubernetes quantity"),
+    ({"storage": {"capacity": "10GB"}}, "storage.capacity '10GB' is not a memory quantity"),
     ({"idle_timeout": -5}, "idle_timeout -5"),
     ({"ad": {"allowed_groups": []}}, "allowed_groups is empty"),
     ({"image": {"name": "x"}}, "needs both name and tag"),
@@ -369,7 +369,8 @@ def test_required_files():
     files = hubf.hub_files([hub, EXAMPLE_HUBS[0]], example_site()["juno_ad"])
     assert sorted(files[0]) == ["message", "path"]
     assert [f["message"].split()[0] for f in files] == [
-        "juno_ad.ca_file", "juno_hubs[name=everything].tls.certificate_file", "juno_hubs[name=everything].tls.key_file"]
+        "juno_ad.ca_file", "hub", "hub"]
+    assert [f["message"].split(": ")[0] for f in files[1:]] == ["hub everything", "hub everything"]
     assert all(f["path"] in f["message"] for f in files)
     assert hubf.hub_files([EXAMPLE_HUBS[0]], {"tls": "none", "ca_file": "/x"}) == []
 

@@ -93,7 +93,7 @@ def test_bad_cidr():
 
 def test_no_root_squash_refused_by_default():
     msgs = f.nfs_export_problems(hubs((1, {"no_root_squash": True})), NETS, ROOT)
-    assert only(msgs, "juno_hubs[1].storage.no_root_squash") == msgs
+    assert only(msgs, "hub chemeng: storage.no_root_squash is true") == msgs
     assert "nfs_server_allow_no_root_squash" in msgs[0]
     with pytest.raises(AnsibleFilterError, match="no_root_squash"):
         f.nfs_export_lines(hubs((1, {"no_root_squash": True})), NETS, ROOT)
@@ -124,21 +124,21 @@ def test_bad_root(root):
 
 
 @pytest.mark.parametrize("change,needle", [
-    ({"sec": "none"}, ".storage.sec"),
-    ({"export_mode": "755x"}, ".storage.export_mode"),
-    ({"export_mode": 493}, ".storage.export_mode"),
-    ({"export_owner": ""}, ".storage.export_owner"),
-    ({"export_group": "a b"}, ".storage.export_group"),
-    ({"no_root_squash": "maybe"}, ".storage.no_root_squash"),
-    ({"mount_options": "hard"}, ".storage.mount_options"),
+    ({"sec": "none"}, ": storage.sec"),
+    ({"export_mode": "755x"}, ": storage.export_mode"),
+    ({"export_mode": 493}, ": storage.export_mode"),
+    ({"export_owner": ""}, ": storage.export_owner"),
+    ({"export_group": "a b"}, ": storage.export_group"),
+    ({"no_root_squash": "maybe"}, ": storage.no_root_squash"),
+    ({"mount_options": "hard"}, ": storage.mount_options"),
 ])
 def test_bad_storage_settings(change, needle):
-    only(f.nfs_export_problems(hubs((0, change)), NETS, ROOT), "juno_hubs[0]" + needle)
+    only(f.nfs_export_problems(hubs((0, change)), NETS, ROOT), "hub physics" + needle)
 
 
 def test_bad_and_duplicate_hub_names():
-    only(f.nfs_export_problems([{"name": "../etc"}], NETS, ROOT), "juno_hubs[0].name")
-    only(f.nfs_export_problems([{"name": "a"}, {"name": "a"}], NETS, ROOT), "juno_hubs[1].name 'a' is used by juno_hubs[0]")
+    only(f.nfs_export_problems([{"name": "../etc"}], NETS, ROOT), "hub ../etc: name '../etc' cannot name")
+    only(f.nfs_export_problems([{"name": "a"}, {"name": "a"}], NETS, ROOT), "hub a: the name 'a' is used by another hub too (entries 0 and 1 of juno_hubs)")
 
 
 def test_good_inventory_has_no_problems():
@@ -261,7 +261,7 @@ def test_check_good_existing_server():
 def test_check_reports_what_is_missing():
     exported = "/srv/juno/physics\t10.99.0.0/24(rw,root_squash)\n/srv/other 10.20.0.0/24(rw)\n"
     msgs = f.nfs_export_check(exported, HUBS, NETS, ROOT)
-    only(msgs, "/srv/juno/chemeng is not exported; juno_hubs[1] (hub chemeng)")
+    only(msgs, "/srv/juno/chemeng is not exported; hub chemeng needs")
     only(msgs, "/srv/juno/physics is exported to 10.99.0.0/24 only; the node network 10.20.0.0/24 is not among them")
     assert len(msgs) == 2
 

@@ -66,7 +66,7 @@ def test_node_inside_service_cidr():
     nodes = copy.deepcopy(NODES)
     nodes[3]["address"] = "10.96.0.7"
     msgs = problems(nodes=nodes)
-    only(msgs, "w1.example.edu: node address 10.96.0.7 lies inside juno_service_cidr")
+    only(msgs, "node w1.example.edu: its address 10.96.0.7 lies inside juno_service_cidr")
     only(msgs, "is in none of juno_node_networks")
 
 
@@ -116,7 +116,10 @@ def test_duplicate_node_names_and_addresses():
 def test_invalid_hub_names(name):
     hubs = copy.deepcopy(GOOD["juno_hubs"])
     hubs[0]["name"] = name
-    only(problems({"juno_hubs": hubs}), "juno_hubs[0].name")
+    msgs = problems({"juno_hubs": hubs})
+    only(msgs, "name %r is not a valid hub name" % (name,))
+    # named by its name when it has one a message can carry, else by its place in juno_hubs
+    assert any(m.startswith("hub %s: " % name if name else "hub juno_hubs[0]: ") for m in msgs), msgs
 
 
 def test_duplicate_hub_names_namespaces_hostnames_addresses():
@@ -124,10 +127,10 @@ def test_duplicate_hub_names_namespaces_hostnames_addresses():
     hubs.append({"name": "chemeng", "hostname": "chemeng.hub.example.edu", "lb_address": "10.20.0.241", "ad": {"allowed_groups": ["C"]}})
     hubs.append({"name": "bio", "namespace": "hub-physics", "hostname": "bio.hub.example.edu", "ad": {"allowed_groups": ["C"]}})
     msgs = problems({"juno_hubs": hubs})
-    only(msgs, "juno_hubs[2].name 'chemeng' is used by juno_hubs[0]")
-    only(msgs, "juno_hubs[2].hostname 'chemeng.hub.example.edu'")
-    only(msgs, "juno_hubs[2].lb_address 10.20.0.241")
-    only(msgs, "juno_hubs[3].namespace 'hub-physics'")
+    only(msgs, "hub chemeng: the name 'chemeng' is used by another hub too (entries 0 and 2 of juno_hubs)")
+    only(msgs, "hub chemeng: hostname 'chemeng.hub.example.edu' is the hostname of hub chemeng too")
+    only(msgs, "hub chemeng: lb_address 10.20.0.241")
+    only(msgs, "hub bio: namespace 'hub-physics' is the namespace of hub physics too")
 
 
 def test_reserved_namespace_and_lb_address_outside_pool():
