@@ -239,6 +239,25 @@ def secret_split(values, template):
     return {"values": plain, "secret_values": secret}
 
 
+def values_changes(old, new, prefix=""):
+    """Dotted paths of the values that differ between ``old`` and ``new`` (names only, never values)."""
+    old = old if isinstance(old, dict) else {}
+    new = new if isinstance(new, dict) else {}
+    out = []
+    for k in sorted(set(old) | set(new), key=str):
+        path = "%s.%s" % (prefix, k) if prefix else str(k)
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out.extend(values_changes(a, b, path))
+        elif k not in new:
+            out.append(path + " (removed)")
+        elif k not in old:
+            out.append(path + " (added)")
+        elif a != b:
+            out.append(path)
+    return out
+
+
 def record_files(state):
     """The desired state of a run (path -> data) as files for juno.hub.render_files, sorted by path."""
     if not isinstance(state, dict):
@@ -257,4 +276,5 @@ class FilterModule(object):
             "k8s_redact": k8s_redact,
             "secret_split": secret_split,
             "record_files": record_files,
+            "values_changes": values_changes,
         }
