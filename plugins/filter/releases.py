@@ -81,8 +81,8 @@ def release_problems(releases, hubs=None, base_dir=""):
             continue
         unknown = sorted(set(entry) - KNOWN_KEYS)
         if unknown:
-            problems.append("%s: unknown field%s %s (known: %s)" % (who, "s" if len(unknown) > 1 else "", ", ".join(unknown),
-                                                                      ", ".join(sorted(KNOWN_KEYS))))
+            problems.append("%s: unknown field%s %s (known: %s)"
+                            % (who, "s" if len(unknown) > 1 else "", ", ".join(unknown), ", ".join(sorted(KNOWN_KEYS))))
         name = entry.get("name")
         if not isinstance(name, str) or not name:
             problems.append("%s: name is missing" % who)

@@ -208,7 +208,7 @@ def rendered(tmp_path_factory):
 
 
 def test_render_writes_each_release_and_its_values(rendered):
-    tmp, _ = rendered
+    tmp = rendered[0]
     out = tmp / "rendered" / "releases"
     assert sorted(os.listdir(out)) == ["kube-prometheus-stack.release.yaml", "kube-prometheus-stack.values.yaml",
                                        "spark-operator.release.yaml", "spark-operator.values.yaml"]
@@ -242,7 +242,7 @@ def test_rerun_changes_and_records_nothing_and_a_new_secret_is_a_new_hash(render
 
 
 def test_a_removed_release_leaves_no_file_behind(rendered):
-    tmp, _ = rendered
+    tmp = rendered[0]
     with open(os.path.join(INVENTORY, "group_vars", "all", "releases.yml")) as f:
         releases = yaml.safe_load(f)["juno_releases"]
     r = run_releases(tmp, {"juno_releases": releases[:1]})
