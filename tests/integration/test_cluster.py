@@ -574,6 +574,11 @@ def test_releases_installed_upgraded_rolled_back_and_recorded(cluster):
     for text in (first.stdout, first.stderr, up.stdout, up.stderr, diff,
                  subprocess_run(["git", "-C", history, "log", "-p"], capture_output=True, text=True, check=True).stdout):
         assert secrets["first"] not in text and secrets["second"] not in text
+    # a copy of each entry is kept on the cluster (ConfigMaps in juno-system), secrets hashed there too
+    copies = cluster.json("-n", "juno-system", "get", "configmaps", "-l", "juno.hub/history=entry")["items"]
+    names = {c["metadata"]["name"] for c in copies}
+    assert {"juno-history-" + log[0][:7], "juno-history-" + log[1][:7]} <= names, names
+    assert all(secrets["first"] not in json.dumps(c) and secrets["second"] not in json.dumps(c) for c in copies)
     # the history playbook shows the difference between the two entries
     current = vars_file("second", "bonjour", secrets["second"])
     shown = run("-e", "@" + current, "-e", "compare=%s..%s" % (log[1][:10], log[0][:10]), playbook="history.yml")
