@@ -514,9 +514,12 @@ def test_releases_installed_upgraded_rolled_back_and_recorded(cluster):
     changes nothing, and the secret shows only as a changed keyed hash, never in clear (not even
     with -vvv)."""
     inv = cluster.site.inventory
-    history = os.path.join(inv, "history-releases")
+    # Outside the inventory directory: Ansible would read the files there as inventory sources.
+    out = os.path.dirname(inv)
+    history = os.path.join(out, "cluster-site-history")
     subprocess_run = sitekit.subprocess.run
     subprocess_run(["rm", "-rf", history, history + ".key"], check=True)
+    cluster.kubectl("delete", "namespace", "juno-rel-config", "juno-rel-app", "--ignore-not-found", "--wait=true", "--timeout=180s")
     secrets = {"first": "juno-secret-one-7d1f", "second": "juno-secret-two-93ab"}
 
     def vars_file(message, greeting, secret):
@@ -530,7 +533,7 @@ def test_releases_installed_upgraded_rolled_back_and_recorded(cluster):
             {"name": "juno-test-app", "namespace": "juno-rel-app", "chart": os.path.join(TOP, "tests", "charts", "juno-test-app"),
              "version": "0.1.0", "values": {"message": message}, "order": 20, "timeout": "3m"},
         ]}
-        path = os.path.join(inv, "releases-vars.yml")
+        path = os.path.join(out, "cluster-site-releases-vars.yml")
         with open(path, "w") as f:
             f.write(yaml.safe_dump(releases) + enc)
         return path
