@@ -589,7 +589,8 @@ def test_releases_installed_upgraded_rolled_back_and_recorded(cluster):
 
     # 3. one command takes juno-test-app back to the revision the first entry recorded: a third entry
     back = run("-e", "@" + current, "-e", "release=juno-test-app", "-e", "entry=" + log[1][:10], "-e", "confirm=true", playbook="rollback.yml")
-    assert "values that change: ['message']" in back.stdout, back.stdout[-5000:]
+    # the plan before the change names the values that change, never their values (YAML output quotes the list)
+    assert re.search(r"values that change: \[('|'')message('|'')\]", back.stdout), back.stdout[-5000:]
     assert state() == ("bonjour", secrets["second"], "first")
     assert len(entries()) == 3
     last = subprocess_run(["git", "-C", history, "show", "HEAD"], capture_output=True, text=True, check=True).stdout
