@@ -232,7 +232,7 @@ def test_helm_install_upgrade_history_and_rollback(cluster):
 
     assert state() == ([1, 2], "second")
     r = cluster.playbook("rollback.yml", "-e", "release=juno-test-app", "-e", "namespace=juno-test", "-e", "revision=1",
-                         "-e", "rollback_chart_ref=/root/juno-test-app")
+                         "-e", "rollback_chart_ref=/root/juno-test-app", "-e", "confirm=true")
     assert r.returncode == 0, r.stdout[-8000:]
     assert state() == ([1, 2, 3], "first")
     cluster.kubectl("-n", "juno-test", "rollout", "status", "deployment/juno-test-app", "--timeout=120s")
@@ -470,3 +470,94 @@ def test_etcd_restored_on_a_live_control_plane(cluster):
     assert sitekit.docker("exec", cp, "sh", "-c", "ls -d %s.pre-restore-*" % data_dir).returncode == 0
     record("restore", restore_run_s=round(took), api_serving_after_s=round(serving_after),
            objects_before_destroy=objects_before, objects_after_restore=objects_after)
+
+
+def test_releases_installed_upgraded_rolled_back_and_recorded(cluster):
+    """Two releases of juno_releases from the project's local test charts: installed, upgraded by a
+    values change (and a changed secret value from vault), and rolled back with one command to the
+    revision a history entry recorded; each step is one history entry, a rerun records nothing and
+    changes nothing, and the secret shows only as a changed keyed hash, never in clear (not even
+    with -vvv)."""
+    inv = cluster.site.inventory
+    # Outside the inventory directory: Ansible would read the files there as inventory sources.
+    out = os.path.dirname(inv)
+    history = os.path.join(out, "cluster-site-history")
+    subprocess_run = sitekit.subprocess.run
+    subprocess_run(["rm", "-rf", history, history + ".key"], check=True)
+    cluster.kubectl("delete", "namespace", "juno-rel-config", "juno-rel-app", "--ignore-not-found", "--wait=true", "--timeout=180s")
+    secrets = {"first": "juno-secret-one-7d1f", "second": "juno-secret-two-93ab"}
+
+    def vars_file(message, greeting, secret):
+        enc = subprocess_run([os.path.join(TOP, ".venv", "bin", "ansible-vault"), "encrypt_string",
+                              "--vault-password-file", os.path.join(inv, ".vault-pass"), secret,
+                              "--name", "vault_juno_test_password"], capture_output=True, text=True, check=True).stdout
+        releases = {"juno_history_dir": history, "juno_releases": [
+            {"name": "juno-test-config", "namespace": "juno-rel-config", "chart": os.path.join(TOP, "tests", "charts", "juno-test-config"),
+             "version": "0.1.0", "values": {"greeting": greeting},
+             "secret_values": {"password": "{{ vault_juno_test_password }}"}, "order": 10, "timeout": "2m"},
+            {"name": "juno-test-app", "namespace": "juno-rel-app", "chart": os.path.join(TOP, "tests", "charts", "juno-test-app"),
+             "version": "0.1.0", "values": {"message": message}, "order": 20, "timeout": "3m"},
+        ]}
+        path = os.path.join(out, "cluster-site-releases-vars.yml")
+        with open(path, "w") as f:
+            f.write(yaml.safe_dump(releases) + enc)
+        return path
+
+    def run(*extra, playbook="releases.yml"):
+        r = cluster.site.playbook(playbook, list(extra), capture=True)
+        assert r.returncode == 0, r.stdout[-8000:] + r.stderr[-3000:]
+        return r
+
+    def entries():
+        out = subprocess_run(["git", "-C", history, "log", "--format=%H"], capture_output=True, text=True, check=True).stdout
+        return out.split()
+
+    def state():
+        cm = cluster.json("-n", "juno-rel-config", "get", "configmap", "juno-test-config")["data"]["greeting"]
+        secret = base64.b64decode(cluster.json("-n", "juno-rel-config", "get", "secret", "juno-test-config")["data"]["password"]).decode()
+        deploy = cluster.json("-n", "juno-rel-app", "get", "deployment", "juno-test-app")
+        return cm, secret, deploy["spec"]["template"]["metadata"]["annotations"]["juno.hub/message"]
+
+    # 1. installed: one entry
+    first = run("-e", "@" + vars_file("first", "hello", secrets["first"]))
+    assert state() == ("hello", secrets["first"], "first")
+    assert len(entries()) == 1
+    # a rerun changes nothing and records nothing
+    again = run("-e", "@" + vars_file("first", "hello", secrets["first"]))
+    changed = {h: v["changed"] for h, v in recap(again.stdout).items()}
+    assert changed and all(v == 0 for v in changed.values()), (changed, again.stdout[-5000:])
+    assert len(entries()) == 1
+
+    # 2. upgraded by a values change and a new secret, run with -vvv: a second entry
+    up = run("-vvv", "-e", "@" + vars_file("second", "bonjour", secrets["second"]))
+    assert state() == ("bonjour", secrets["second"], "second")
+    assert len(entries()) == 2
+    log = entries()
+    diff = subprocess_run(["git", "-C", history, "diff", log[1], log[0]], capture_output=True, text=True, check=True).stdout
+    assert "-password: hmac-sha256:" in diff and "+password: hmac-sha256:" in diff, diff
+    assert "revision: 2" in diff and "+greeting: bonjour" in diff, diff
+    everything = subprocess_run(["grep", "-r", "-l", "-e", secrets["first"], "-e", secrets["second"], history, cluster.site.inventory + "/rendered"],
+                                capture_output=True, text=True, check=False)
+    assert everything.stdout == "", everything.stdout
+    for text in (first.stdout, first.stderr, up.stdout, up.stderr, diff,
+                 subprocess_run(["git", "-C", history, "log", "-p"], capture_output=True, text=True, check=True).stdout):
+        assert secrets["first"] not in text and secrets["second"] not in text
+    # a copy of each entry is kept on the cluster (ConfigMaps in juno-system), secrets hashed there too
+    copies = cluster.json("-n", "juno-system", "get", "configmaps", "-l", "juno.hub/history=entry")["items"]
+    names = {c["metadata"]["name"] for c in copies}
+    assert {"juno-history-" + log[0][:7], "juno-history-" + log[1][:7]} <= names, names
+    assert all(secrets["first"] not in json.dumps(c) and secrets["second"] not in json.dumps(c) for c in copies)
+    # the history playbook shows the difference between the two entries
+    current = vars_file("second", "bonjour", secrets["second"])
+    shown = run("-e", "@" + current, "-e", "compare=%s..%s" % (log[1][:10], log[0][:10]), playbook="history.yml")
+    assert "+greeting: bonjour" in shown.stdout and secrets["second"] not in shown.stdout
+
+    # 3. one command takes juno-test-app back to the revision the first entry recorded: a third entry
+    back = run("-e", "@" + current, "-e", "release=juno-test-app", "-e", "entry=" + log[1][:10], "-e", "confirm=true", playbook="rollback.yml")
+    # the plan before the change names the values that change, never their values (YAML output quotes the list)
+    assert re.search(r"values that change: \[('|'')message('|'')\]", back.stdout), back.stdout[-5000:]
+    assert state() == ("bonjour", secrets["second"], "first")
+    assert len(entries()) == 3
+    last = subprocess_run(["git", "-C", history, "show", "HEAD"], capture_output=True, text=True, check=True).stdout
+    assert "juno-rel-app/juno-test-app: 3" in last and "+message: first" in last, last
+    cluster.kubectl("-n", "juno-rel-app", "rollout", "status", "deployment/juno-test-app", "--timeout=120s")
