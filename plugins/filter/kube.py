@@ -456,6 +456,39 @@ def k8s_changed_objects(result):
     return changed
 
 
+def kube_apply_sets(sets, apply=True, render_only=None):
+    """The manifest sets of one kube_apply call, each marked rendered or applied.
+
+    ``sets``: a list of ``{name, manifests, secret (default false), component (default: name)}``.
+    A set is rendered instead of applied in render mode (``apply`` false) or when
+    ``render_only`` (juno_render_only) lists its component. Names must be unique within the call
+    (each is a file, ``<name>.yaml``); an empty set stays in the list (it is recorded, as before).
+    """
+    if not isinstance(sets, list):
+        raise AnsibleFilterError("kube_apply_sets: kube_apply_sets must be a list of sets, got %s" % type(sets).__name__)
+    render_only = list(render_only or [])
+    out, seen = [], set()
+    for index, entry in enumerate(sets):
+        where = "kube_apply_sets[%d]" % index
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not entry.get("name"):
+            raise AnsibleFilterError("%s: a set needs a non-empty string name, got %r" % (where, entry if not isinstance(entry, dict) else entry.get("name")))
+        name = entry["name"]
+        if name in seen:
+            raise AnsibleFilterError("%s: the name %r is given twice in one call" % (where, name))
+        seen.add(name)
+        manifests = entry.get("manifests") or []
+        if not isinstance(manifests, list) or not all(isinstance(obj, dict) for obj in manifests):
+            raise AnsibleFilterError("%s (%s): manifests must be a list of objects" % (where, name))
+        component = entry.get("component") or name
+        out.append({
+            "name": name,
+            "manifests": manifests,
+            "secret": bool(entry.get("secret", False)),
+            "render": (not apply) or component in render_only,
+        })
+    return out
+
+
 class FilterModule(object):
     def filters(self):
         return {
@@ -482,4 +515,5 @@ class FilterModule(object):
             "metallb_addresses": metallb_addresses,
             "kube_api_endpoint": kube_api_endpoint,
             "k8s_changed_objects": k8s_changed_objects,
+            "kube_apply_sets": kube_apply_sets,
         }

@@ -271,3 +271,26 @@ def test_k8s_changed_objects_single_and_list():
     assert kube.k8s_changed_objects({"skipped": True, "changed": False}) == []
     with pytest.raises(AnsibleFilterError):
         kube.k8s_changed_objects("not a result")
+
+
+def test_kube_apply_sets_marks_render_by_mode_and_component():
+    ns = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a"}}]
+    sets = [{"name": "ns", "manifests": ns}, {"name": "stack", "manifests": ns, "component": "eck", "secret": True}]
+    out = kube.kube_apply_sets(sets, True, ["eck"])
+    assert [(s["name"], s["render"], s["secret"]) for s in out] == [("ns", False, False), ("stack", True, True)]
+    assert all(s["render"] for s in kube.kube_apply_sets(sets, False, []))
+    # the name is the component when none is given
+    assert kube.kube_apply_sets([{"name": "ns", "manifests": ns}], True, ["ns"])[0]["render"] is True
+    # an empty set stays (it is recorded)
+    assert kube.kube_apply_sets([{"name": "e", "manifests": []}])[0]["manifests"] == []
+
+
+@pytest.mark.parametrize("sets, message", [
+    ({"name": "x"}, "must be a list"),
+    ([{"manifests": []}], r"kube_apply_sets\[0\]: a set needs a non-empty string name"),
+    ([{"name": "a"}, {"name": "a"}], r"kube_apply_sets\[1\]: the name 'a' is given twice"),
+    ([{"name": "a", "manifests": "kind: x"}], r"kube_apply_sets\[0\] \(a\): manifests must be a list of objects"),
+])
+def test_kube_apply_sets_refuses_bad_sets(sets, message):
+    with pytest.raises(AnsibleFilterError, match=message):
+        kube.kube_apply_sets(sets)
