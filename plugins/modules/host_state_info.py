@@ -131,6 +131,14 @@ packages_missing:
   type: list
   elements: str
   sample: [nfs-common]
+packages_held:
+  description:
+    - The names of O(packages) that are installed and held (dpkg's selection C(hold), what M(ansible.builtin.dpkg_selections)
+      sets), in input order. Always empty with rpm, which has no hold of its own.
+  returned: always
+  type: list
+  elements: str
+  sample: [kubeadm, kubelet]
 systemd:
   description: Whether C(systemctl show) answered (true when O(units) is empty). When false, every unit's states are null.
   returned: always
@@ -222,7 +230,7 @@ def dpkg_versions(module, names):
     install for it); name:arch counts for that architecture."""
     asked = [n for n in names if _DPKG_NAME.match(n)]
     if not asked:
-        return {}
+        return {}, []
     # dpkg-query exits 1 when a name matches no package, and still prints the others.
     rc, out, err = module.run_command(
         [module.get_bin_path("dpkg-query", required=True), "-W",
@@ -235,21 +243,22 @@ def dpkg_versions(module, names):
     if dpkg:
         arc, aout, aerr = module.run_command([dpkg, "--print-architecture"], environ_update={"LC_ALL": "C"})
         native = aout.strip() if arc == 0 else None
-    found = {}
+    found, held = {}, set()
     for line in out.splitlines():
         fields = line.split("\t")
         if len(fields) != 5:
             continue
         qualified, name, arch, status, version = fields
-        # Status-Abbrev: desired action, package status, error flag; 'i' in second place is installed.
+        # Status-Abbrev: desired action, package status, error flag; 'i' in second place is installed,
+        # 'h' in first place is held (the selection `dpkg --get-selections` prints as "hold").
         if len(status) >= 2 and status[1] == "i":
             # binary:Package has no qualifier for most packages: the bare name counts only as below.
-            found["%s:%s" % (name, arch)] = version
-            if ":" in qualified:
-                found[qualified] = version
-            if arch in ("all", native):
-                found[name] = version
-    return {n: found[n] for n in asked if n in found}
+            keys = ["%s:%s" % (name, arch)] + ([qualified] if ":" in qualified else []) + ([name] if arch in ("all", native) else [])
+            for key in keys:
+                found[key] = version
+                if status[0] == "h":
+                    held.add(key)
+    return {n: found[n] for n in asked if n in found}, [n for n in asked if n in held]
 
 
 def rpm_versions(module, names):
@@ -263,17 +272,19 @@ def rpm_versions(module, names):
         lines = out.split()
         if rc == 0 and lines:
             found[name] = lines[0]
-    return found
+    # rpm has no hold of its own (dnf's versionlock is a plugin): none is reported held.
+    return found, []
 
 
 def read_packages(module, names):
+    """(package manager, {name: version}, [held names])."""
     if not names:
-        return None, {}
+        return None, {}, []
     if module.get_bin_path("dpkg-query"):
-        return "dpkg", dpkg_versions(module, names)
+        return ("dpkg",) + dpkg_versions(module, names)
     if module.get_bin_path("rpm"):
-        return "rpm", rpm_versions(module, names)
-    return None, {}
+        return ("rpm",) + rpm_versions(module, names)
+    return None, {}, []
 
 
 def parse_show(out, count):
@@ -415,13 +426,14 @@ def main():
         if any(c in name for c in "*?["):
             module.fail_json(msg="units[%d] is %r; it must name one unit, not a pattern" % (i, name))
 
-    manager, versions = read_packages(module, packages)
+    manager, versions, held = read_packages(module, packages)
     systemd, unit_states = read_units(module, units)
     module.exit_json(
         changed=False,
         package_manager=manager,
         packages={n: versions.get(n) for n in packages},
         packages_missing=[n for n in packages if n not in versions],
+        packages_held=held,
         systemd=systemd,
         units=unit_states,
         paths=read_paths(paths),

@@ -354,9 +354,31 @@ def test_dpkg_status_and_arch_qualifier(run, dpkg):
                                "purged": None, "absent": None, "foo:amd64": "5.0-1", "bar": "6.0-1",
                                "data": "7.0-1", "baz:amd64": "8.0-1"}
     assert out["packages_missing"] == ["removed", "unpacked", "purged", "absent"]
+    # dpkg_selections' "hold": 'h' first; a held package that is not installed is not listed
+    assert out["packages_held"] == ["held"]
     args = commands.calls[0]
     assert args[:2] == ["/usr/bin/dpkg-query", "-W"]
     assert args[args.index("--") + 1:] == names
+
+
+def test_dpkg_held_by_name_and_qualifier(run, dpkg):
+    dpkg.answer["dpkg-query"] = (0, dpkg_lines(
+        ("kubeadm", "kubeadm", "amd64", "hi ", "1.32.4-1.1"),
+        ("kubelet", "kubelet", "amd64", "ii ", "1.32.4-1.1"),
+        ("libx:amd64", "libx", "amd64", "hi ", "1"),
+        ("gone", "gone", "amd64", "hc ", "1"),
+    ), "")
+    out = run(packages=["kubelet", "kubeadm", "libx:amd64", "libx", "gone"])
+    assert out["packages_held"] == ["kubeadm", "libx:amd64", "libx"]
+    assert out["packages_missing"] == ["gone"]
+
+
+@pytest.mark.skipif(not HAS_DPKG, reason="dpkg-query is not on this machine")
+def test_dpkg_held_for_real_matches_get_selections(run):
+    out = run(packages=["dpkg", "coreutils"])
+    selections = subprocess.run(["dpkg", "--get-selections", "dpkg", "coreutils"], capture_output=True, text=True, check=True).stdout
+    expected = [line.split()[0] for line in selections.splitlines() if line.split()[1] == "hold"]
+    assert out["packages_held"] == expected
 
 
 def test_dpkg_line_with_unexpected_fields_is_ignored(run, dpkg):
