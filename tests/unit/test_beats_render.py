@@ -523,6 +523,8 @@ def test_secret_is_only_written_with_no_log():
     task = next(t for t in tasks if "credentials" in t["name"].lower())
     assert task["no_log"] is True
     assert task["vars"]["kube_apply_secret"] is True
+    # the credentials set is marked secret too (its rendered file 0600, its Secret hashed in the history)
+    assert re.search(r"'name': 'beats-elasticsearch-credentials', 'secret': true", task["vars"]["kube_apply_sets"])
 
 
 # ---------------------------------------------------------------------------------------------
