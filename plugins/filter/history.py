@@ -190,8 +190,10 @@ def _index_live(live):
     for result in live or []:
         if not isinstance(result, dict):
             continue
-        kind = result.get("kind") or (result.get("item") or {}).get("kind")
-        api_version = result.get("api_version") or (result.get("item") or {}).get("api_version")
+        # A loop's result names its loop variable (the kind it read) in ansible_loop_var.
+        asked = result.get(result.get("ansible_loop_var") or "item") or {}
+        kind = result.get("kind") or asked.get("kind")
+        api_version = result.get("api_version") or asked.get("api_version")
         if result.get("api_found", True) is False or result.get("failed"):
             continue
         served.add((_group(api_version), kind))

@@ -229,3 +229,12 @@ def test_a_set_with_a_hashed_secret_applies_the_rest_and_records_the_whole_set()
     p = plan({"monitoring/beats-config.yaml": [secret, cfg]}, [result("ConfigMap", "v1", live(dict(cfg, data={"a": "2"})))])
     assert [r["action"] for r in p["objects"]] == ["skip", "change"]
     assert p["apply"][0]["objects"] == [cfg] and p["apply"][0]["recorded"] == [secret, cfg]
+
+
+def test_results_of_a_loop_name_their_kind_by_the_loop_variable():
+    looped = {"ansible_loop_var": "__juno_rollback_kind", "__juno_rollback_kind": {"api_version": "storage.k8s.io/v1", "kind": "StorageClass"},
+              "api_found": True, "resources": [live(sc(mount=("nfsvers=4.2",)))]}
+    p = plan({"storage/nfs-storageclasses.yaml": [sc()]}, [looped])
+    assert p["objects"][0]["action"] == "change"
+    p = plan({"storage/nfs-storageclasses.yaml": [sc()]}, [dict(looped, resources=[])])
+    assert p["objects"][0]["action"] == "create"
