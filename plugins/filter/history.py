@@ -321,8 +321,8 @@ def history_entry_inventory(message):
 
 def history_cluster_entries(configmaps):
     """The entries kept on the cluster (ConfigMaps juno-history-<id> in juno-system), oldest first, each with
-    its id, commit, creation time, message, the files its run recorded, and ``tree``: the whole recorded
-    state after it (each run records what it applied; the files of the runs before it stand, less the ones it
+    its id, commit, creation time, message, the files its run recorded, ``before`` (the state before it) and
+    ``tree``: the whole recorded state after it (each run records what it applied; the files of the runs before it stand, less the ones it
     removed), which is what the local repository holds at that commit."""
     if not isinstance(configmaps, list):
         raise AnsibleFilterError("juno.hub.history_cluster_entries expects the list of ConfigMaps, got %s" % type(configmaps).__name__)
@@ -342,7 +342,7 @@ def history_cluster_entries(configmaps):
             raise AnsibleFilterError("juno.hub.history_cluster_entries: ConfigMap %s/%s holds no readable state.yaml: %s"
                                      % (HISTORY_NAMESPACE, meta.get("name"), e))
         removed = [p for p in str(data.get("removed") or "").splitlines() if p.strip()]
-        tree = dict(tree)
+        before, tree = tree, dict(tree)
         for p in removed:
             tree.pop(p, None)
         tree.update(files)
@@ -358,6 +358,7 @@ def history_cluster_entries(configmaps):
             "files": files,
             "removed": removed,
             "tree": tree,
+            "before": before,
         })
     return out
 

@@ -188,6 +188,7 @@ def test_cluster_entries_are_ordered_and_carry_the_whole_state_after_each():
     assert set(entries[1]["tree"]) == {"storage/nfs-storageclasses.yaml", "hubs/a-namespace.yaml"}
     assert entries[1]["tree"]["storage/nfs-storageclasses.yaml"][0]["mountOptions"] == ["nfsvers=4.2"]
     assert set(entries[2]["tree"]) == {"storage/nfs-storageclasses.yaml"}
+    assert entries[2]["before"] == entries[1]["tree"] and entries[0]["before"] == {}
     assert entries[0]["subject"] == "juno: run aaaaaaa" and h.history_entry_inventory(entries[0]["message"])["commit"] == "aaaaa"
     assert h.history_entry_find(entries, "bbbbbbb2")["id"] == "bbbbbbb"
     assert h.history_entry_find(entries, "HEAD")["id"] == "ccccccc"
