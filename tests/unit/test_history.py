@@ -239,3 +239,76 @@ def test_results_of_a_loop_name_their_kind_by_the_loop_variable():
     assert p["objects"][0]["action"] == "change"
     p = plan({"storage/nfs-storageclasses.yaml": [sc()]}, [dict(looped, resources=[])])
     assert p["objects"][0]["action"] == "create"
+
+
+# ---------------------------------------------------------------------------------------------
+# rollback.yml -e objects=true in render mode (inventories/example): it reads the entry, and bad input
+# fails before anything changes, naming the variable and its value
+
+
+def _git(repo, *args):
+    import subprocess
+    return subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.test", *args],
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
+def _rollback(tmp, history, *extra):
+    import json
+    import subprocess
+    import sys
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(TOP, "ansible.cfg"), ANSIBLE_COLLECTIONS_PATH=os.path.join(TOP, ".collections"),
+               ANSIBLE_CACHE_PLUGIN="memory", ANSIBLE_NOCOLOR="1")
+    base = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable, "ansible_become": False,
+            "juno_apply": False, "juno_render_dir": str(tmp / "rendered"), "juno_history_dir": str(history),
+            "juno_preflight_passed": True}
+    (tmp / "base.json").write_text(json.dumps(base))
+    inv = os.path.join(TOP, "inventories", "example")
+    r = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", inv,
+                        "--vault-password-file", os.path.join(inv, "vault-password.example"),
+                        os.path.join(TOP, "playbooks", "rollback.yml"), "-e", "@%s" % (tmp / "base.json"), "-e", "objects=true", *extra],
+                       cwd=TOP, env=env, capture_output=True, text=True, timeout=600, check=False)
+    r.flat = " ".join(r.stdout.split())
+    return r
+
+
+@pytest.fixture(scope="module")
+def histories(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("rollback-objects")
+    objects, releases = tmp / "objects", tmp / "releases"
+    for repo in (objects, releases):
+        repo.mkdir()
+        _git(repo, "init", "-q", "-b", "main")
+    (objects / "storage").mkdir()
+    (objects / "storage" / "nfs-storageclasses.yaml").write_text(yaml.safe_dump([sc()]))
+    _git(objects, "add", "-A")
+    _git(objects, "commit", "-qm", "juno: run\n\nby: t@ctl\ninventory: /srv/site (4e1c2d9)")
+    (releases / "releases").mkdir()
+    (releases / "releases" / "spark.release.yaml").write_text("release: spark\n")
+    _git(releases, "add", "-A")
+    _git(releases, "commit", "-qm", "juno: run")
+    return tmp, objects, releases
+
+
+def test_rollback_objects_reads_the_entry_and_in_render_mode_only_says_what_it_would_do(histories):
+    tmp, objects, _ = histories
+    r = _rollback(tmp, objects, "-e", "entry=" + _git(objects, "rev-parse", "--short", "HEAD"))
+    assert r.returncode == 0, r.stdout[-5000:]
+    assert "juno_apply is false: NOT rolling back" in r.flat and "storage/nfs-storageclasses.yaml" in r.flat
+
+
+@pytest.mark.parametrize("args,message", [
+    (["-e", "entry=0123abc"], "entry=0123abc: no such entry in the history repository"),
+    (["-e", "entry=HEAD", "-e", "hub=chemeng"], "not -e hub, -e release or -e revision"),
+    (["-e", "entry=HEAD", "-e", "source=elsewhere"], "source=elsewhere"),
+    (["-e", "prune=true"], "give -e entry=<commit>"),
+])
+def test_rollback_objects_refuses_bad_input_before_anything_changes(histories, args, message):
+    tmp, objects, _ = histories
+    r = _rollback(tmp, objects, *args)
+    assert r.returncode != 0 and message in r.flat, r.stdout[-5000:]
+
+
+def test_rollback_objects_refuses_an_entry_without_objects(histories):
+    tmp, _, releases = histories
+    r = _rollback(tmp, releases, "-e", "entry=HEAD")
+    assert r.returncode != 0 and "entry=HEAD" in r.flat and "records none of the collection's own objects" in r.flat.replace("''", "'"), r.stdout[-5000:]
