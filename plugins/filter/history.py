@@ -55,7 +55,7 @@ def _ref(obj):
 
 def _group(api_version):
     api_version = str(api_version or "")
-    return api_version.split("/")[0] if "/" in api_version else ""
+    return api_version.split("/", 1)[0] if "/" in api_version else ""
 
 
 def _key(obj):
@@ -214,7 +214,8 @@ def objects_rollback_plan(sets, live, prune=False, render_only=None, current_set
 
     Returns ``objects`` (one line of data per object: ref, set, action create/change/unchanged/skip/extra/
     remove, fields, reason), ``apply`` (the sets with something to create or change, in the entry's order,
-    each with its applicable ``objects`` and the whole set as ``recorded``), ``remove`` (the objects to delete), ``lines`` (what to show), ``changes`` (anything to do)
+    each with its applicable ``objects`` and the whole set as ``recorded``), ``remove`` (the objects to delete),
+    ``lines`` (what to show), ``changes`` (anything to do)
     and ``removed_sets`` (history files whose objects all go)."""
     if not isinstance(sets, list):
         raise AnsibleFilterError("juno.hub.objects_rollback_plan expects the list of an entry's manifest sets")

@@ -50,8 +50,8 @@ SETS_FILES = {
     "storage/csi-driver-nfs.release.yaml": {"release": "csi-driver-nfs"},
     "storage/csi-driver-nfs.values.yaml": {"a": 1},
     "hubs/chemeng-namespace.yaml": [ns("hub-chemeng", {"pod-security.kubernetes.io/warn": "restricted"})],
-    "hubs/chemeng-secrets.yaml": [{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "juno-ad-bind", "namespace": "hub-chemeng",
-                                                                                    "labels": MANAGED},
+    "hubs/chemeng-secrets.yaml": [{"apiVersion": "v1", "kind": "Secret",
+                                   "metadata": {"name": "juno-ad-bind", "namespace": "hub-chemeng", "labels": MANAGED},
                                    "data": {"password": "hmac-sha256:" + "ab" * 32}}],
     "cluster/metallb-pool.yaml": [{"apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool",
                                    "metadata": {"name": "juno", "namespace": "metallb-system"}}],
@@ -109,8 +109,8 @@ def test_a_field_the_collection_added_later_is_removed_by_the_rollback():
 def test_a_missing_object_is_created():
     p = plan({"storage/nfs-storageclasses.yaml": [sc(), sc("juno-home-physics")]},
              [result("StorageClass", "storage.k8s.io/v1", live(sc()))])
-    assert [(r["ref"], r["action"]) for r in p["objects"]] == [("StorageClass juno-home-chemeng", "unchanged"),
-                                                              ("StorageClass juno-home-physics", "create")]
+    assert [(r["ref"], r["action"]) for r in p["objects"]] == [
+        ("StorageClass juno-home-chemeng", "unchanged"), ("StorageClass juno-home-physics", "create")]
     assert p["apply"][0]["objects"] == [sc(), sc("juno-home-physics")]  # the unchanged one too: a no-op
 
 
@@ -132,8 +132,9 @@ def test_hashed_secrets_render_only_components_and_unserved_kinds_are_skipped_wi
 def test_objects_not_in_the_entry_are_listed_and_removed_only_with_prune():
     extra_sc = live(sc("juno-home-bio"))
     later = live(ns("hub-bio"))
-    history_cm = live({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "juno-history-abc", "namespace": "juno-system",
-                                                                            "labels": dict(MANAGED, **{"juno.hub/history": "entry"})}})
+    history_cm = live({"apiVersion": "v1", "kind": "ConfigMap",
+                       "metadata": {"name": "juno-history-abc", "namespace": "juno-system",
+                                    "labels": dict(MANAGED, **{"juno.hub/history": "entry"})}})
     unmanaged = live({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": "local-path"}})
     results = [result("StorageClass", "storage.k8s.io/v1", live(sc()), extra_sc, unmanaged),
                result("Namespace", "v1", later, live(ns("juno-system"))), result("ConfigMap", "v1", history_cm)]
@@ -290,7 +291,7 @@ def histories(tmp_path_factory):
 
 
 def test_rollback_objects_reads_the_entry_and_in_render_mode_only_says_what_it_would_do(histories):
-    tmp, objects, _ = histories
+    tmp, objects = histories[:2]
     r = _rollback(tmp, objects, "-e", "entry=" + _git(objects, "rev-parse", "--short", "HEAD"))
     assert r.returncode == 0, r.stdout[-5000:]
     assert "juno_apply is false: NOT rolling back" in r.flat and "storage/nfs-storageclasses.yaml" in r.flat
@@ -303,12 +304,12 @@ def test_rollback_objects_reads_the_entry_and_in_render_mode_only_says_what_it_w
     (["-e", "prune=true"], "give -e entry=<commit>"),
 ])
 def test_rollback_objects_refuses_bad_input_before_anything_changes(histories, args, message):
-    tmp, objects, _ = histories
+    tmp, objects = histories[:2]
     r = _rollback(tmp, objects, *args)
     assert r.returncode != 0 and message in r.flat, r.stdout[-5000:]
 
 
 def test_rollback_objects_refuses_an_entry_without_objects(histories):
-    tmp, _, releases = histories
+    tmp, releases = histories[0], histories[2]
     r = _rollback(tmp, releases, "-e", "entry=HEAD")
     assert r.returncode != 0 and "entry=HEAD" in r.flat and "records none of the collection's own objects" in r.flat.replace("''", "'"), r.stdout[-5000:]
