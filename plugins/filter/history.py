@@ -334,7 +334,7 @@ def history_cluster_entries(configmaps):
         return (str(meta.get("creationTimestamp") or ""), str(meta.get("name") or ""))
 
     out, tree = [], {}
-    for cm in sorted(configmaps, key=order):
+    for cm in sorted(_plain(configmaps), key=order):
         meta = cm.get("metadata") or {}
         data = cm.get("data") or {}
         try:
@@ -382,9 +382,15 @@ def history_entry_find(entries, ref, what="entry"):
                              % (what, ref, len(found), ", ".join(e["id"] for e in found)))
 
 
+def _plain(data):
+    """Plain dicts, lists and strings: templating hands filters its own (tagged) types, which yaml.safe_dump
+    cannot represent."""
+    return json.loads(json.dumps(data, default=str))
+
+
 def _yaml_text(data):
     import yaml
-    return yaml.safe_dump(data, default_flow_style=False, sort_keys=False, indent=2)
+    return yaml.safe_dump(_plain(data), default_flow_style=False, sort_keys=False, indent=2)
 
 
 def history_tree_diff(old, new, old_name="a", new_name="b"):

@@ -313,3 +313,12 @@ def test_rollback_objects_refuses_an_entry_without_objects(histories):
     tmp, releases = histories[0], histories[2]
     r = _rollback(tmp, releases, "-e", "entry=HEAD")
     assert r.returncode != 0 and "entry=HEAD" in r.flat and "records none of the collection's own objects" in r.flat.replace("''", "'"), r.stdout[-5000:]
+
+
+def test_tree_diff_takes_the_types_templating_hands_it():
+    class Tagged(dict):
+        """Like ansible-core's tagged dicts: a dict subclass yaml.safe_dump cannot represent."""
+
+    old = {"hubs/a-namespace.yaml": [Tagged(ns("hub-a"))]}
+    new = {"hubs/a-namespace.yaml": [Tagged(ns("hub-a", {"x": "y"}))]}
+    assert "+      x: y" in h.history_tree_diff(Tagged(old), Tagged(new))
