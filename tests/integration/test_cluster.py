@@ -218,6 +218,8 @@ def test_secrets_are_encrypted_at_rest(cluster):
 
 def test_helm_install_upgrade_history_and_rollback(cluster):
     play = os.path.join(TOP, "tests", "integration", "playbooks", "test_chart.yml")
+    # a cluster kept from an earlier run (JUNO_KEEP_CLUSTER=1) has the release's earlier revisions
+    cluster.kubectl("delete", "namespace", "juno-test", "--ignore-not-found", "--wait=true", "--timeout=180s")
     for message in ("first", "second"):
         r = cluster.site.playbook(os.path.relpath(play, os.path.join(TOP, "playbooks")), ["-e", "test_chart_message=" + message], capture=True)
         assert r.returncode == 0, r.stdout[-8000:]

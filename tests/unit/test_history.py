@@ -212,6 +212,7 @@ def test_git_show_texts_are_parsed():
 
 def test_set_components_match_the_roles():
     """SET_COMPONENTS names every manifest set a role gives a kube_apply_component of its own."""
+    import re
     found = {}
     for path in glob.glob(os.path.join(TOP, "roles", "*", "tasks", "*.yml")):
         with open(path) as f:
@@ -221,6 +222,9 @@ def test_set_components_match_the_roles():
             if "ansible.builtin.include_role" in task and (task["ansible.builtin.include_role"] or {}).get("tasks_from") == "manifests":
                 if v.get("kube_apply_component"):
                     found["%s/%s" % (v["kube_apply_phase"], v["kube_apply_name"])] = v["kube_apply_component"]
+                # several sets in one call (kube_apply_sets, a template of a list of {name, component, ...})
+                for name, component in re.findall(r"'name':\s*'([^']+)'[^{}]*?'component':\s*'([^']+)'", str(v.get("kube_apply_sets") or "")):
+                    found["%s/%s" % (v["kube_apply_phase"], name)] = component
     assert found == h.SET_COMPONENTS
 
 
