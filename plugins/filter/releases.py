@@ -258,6 +258,40 @@ def values_changes(old, new, prefix=""):
     return out
 
 
+def pvc_keep(pvcs, release):
+    """The PersistentVolumeClaims that a release's chart made (annotation meta.helm.sh/release-name), each as the
+    claim to make again after the uninstall and the volume it was bound to.
+
+    Helm reads ``helm.sh/resource-policy`` from the release's stored manifest, not from the live object, so
+    an uninstall deletes every claim the chart made. To keep one, its volume is kept (reclaim policy Retain),
+    and the claim is made again with the same name, labels, Helm's annotations (so that an install of the
+    release adopts it) and spec, bound to the same volume. Claims a StatefulSet made are not in the manifest:
+    Helm never deletes them, and they are left out here."""
+    if not isinstance(pvcs, list):
+        raise AnsibleFilterError("juno.hub.pvc_keep expects a list of PersistentVolumeClaims, got %s" % type(pvcs).__name__)
+    out = []
+    for pvc in pvcs:
+        meta = pvc.get("metadata") or {}
+        annotations = meta.get("annotations") or {}
+        if annotations.get("meta.helm.sh/release-name") != release:
+            continue
+        spec = pvc.get("spec") or {}
+        keep_spec = dict((k, spec[k]) for k in ("accessModes", "resources", "volumeMode", "selector", "volumeName")
+                         if spec.get(k) not in (None, "", [], {}))
+        if "storageClassName" in spec and spec["storageClassName"] is not None:
+            keep_spec["storageClassName"] = spec["storageClassName"]
+        keep_annotations = dict((k, v) for k, v in annotations.items()
+                                if not k.startswith(("pv.kubernetes.io/", "volume.beta.kubernetes.io/", "volume.kubernetes.io/",
+                                                     "kubectl.kubernetes.io/")))
+        claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                 "metadata": {"name": meta.get("name"), "namespace": meta.get("namespace"),
+                              "labels": dict(meta.get("labels") or {}), "annotations": keep_annotations},
+                 "spec": keep_spec}
+        out.append({"name": meta.get("name"), "namespace": meta.get("namespace"), "volume": spec.get("volumeName") or "",
+                    "claim": claim})
+    return out
+
+
 def record_files(state):
     """The desired state of a run (path -> data) as files for juno.hub.render_files, sorted by path."""
     if not isinstance(state, dict):
@@ -277,4 +311,5 @@ class FilterModule(object):
             "secret_split": secret_split,
             "record_files": record_files,
             "values_changes": values_changes,
+            "pvc_keep": pvc_keep,
         }

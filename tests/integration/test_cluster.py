@@ -218,6 +218,8 @@ def test_secrets_are_encrypted_at_rest(cluster):
 
 def test_helm_install_upgrade_history_and_rollback(cluster):
     play = os.path.join(TOP, "tests", "integration", "playbooks", "test_chart.yml")
+    # a cluster kept from an earlier run (JUNO_KEEP_CLUSTER=1) has the release's earlier revisions
+    cluster.kubectl("delete", "namespace", "juno-test", "--ignore-not-found", "--wait=true", "--timeout=180s")
     for message in ("first", "second"):
         r = cluster.site.playbook(os.path.relpath(play, os.path.join(TOP, "playbooks")), ["-e", "test_chart_message=" + message], capture=True)
         assert r.returncode == 0, r.stdout[-8000:]
@@ -561,3 +563,141 @@ def test_releases_installed_upgraded_rolled_back_and_recorded(cluster):
     last = subprocess_run(["git", "-C", history, "show", "HEAD"], capture_output=True, text=True, check=True).stdout
     assert "juno-rel-app/juno-test-app: 3" in last and "+message: first" in last, last
     cluster.kubectl("-n", "juno-rel-app", "rollout", "status", "deployment/juno-test-app", "--timeout=120s")
+
+
+def _history_entries(history):
+    out = sitekit.subprocess.run(["git", "-C", history, "log", "--format=%H"], capture_output=True, text=True, check=True).stdout
+    return out.split()
+
+
+def test_release_state_absent_keeps_or_deletes_its_pvcs_and_is_recorded(cluster):
+    """state: absent on two releases of juno_releases whose chart made a PersistentVolumeClaim (Pending:
+    the lab has no provisioner for it): the first keeps its claim, the second (delete_pvcs) loses it; both
+    Helm releases are gone, the history records the removal, and a rerun changes and records nothing."""
+    inv = cluster.site.inventory
+    out = os.path.dirname(inv)
+    history = os.path.join(out, "cluster-site-absent-history")
+    sitekit.subprocess.run(["rm", "-rf", history, history + ".key"], check=True)
+    cluster.kubectl("delete", "namespace", "juno-rel-keep", "juno-rel-drop", "--ignore-not-found", "--wait=true", "--timeout=180s")
+    chart = os.path.join(TOP, "tests", "charts", "juno-test-config")
+    present = [
+        {"name": "juno-test-keep", "namespace": "juno-rel-keep", "chart": chart, "version": "0.1.0", "wait": False,
+         "values": {"storage": {"enabled": True}}},
+        {"name": "juno-test-drop", "namespace": "juno-rel-drop", "chart": chart, "version": "0.1.0", "wait": False,
+         "values": {"storage": {"enabled": True}}},
+    ]
+    absent = [{"name": "juno-test-keep", "namespace": "juno-rel-keep", "state": "absent"},
+              {"name": "juno-test-drop", "namespace": "juno-rel-drop", "state": "absent", "delete_pvcs": True}]
+
+    def run(releases):
+        path = os.path.join(out, "cluster-site-absent-vars.yml")
+        with open(path, "w") as f:
+            f.write(yaml.safe_dump({"juno_history_dir": history, "juno_releases": releases}))
+        r = cluster.site.playbook("releases.yml", ["-e", "@" + path], capture=True)
+        assert r.returncode == 0, r.stdout[-8000:] + r.stderr[-3000:]
+        return r
+
+    def helm_releases(ns):
+        return cluster.json("-n", ns, "get", "secrets", "-l", "owner=helm")["items"]
+
+    def pvcs(ns):
+        return [p["metadata"]["name"] for p in cluster.json("-n", ns, "get", "pvc")["items"]]
+
+    run(present)
+    assert pvcs("juno-rel-keep") == ["juno-test-keep-data"] and pvcs("juno-rel-drop") == ["juno-test-drop-data"]
+    assert helm_releases("juno-rel-keep") and helm_releases("juno-rel-drop")
+    assert len(_history_entries(history)) == 1
+
+    gone = run(absent)
+    assert helm_releases("juno-rel-keep") == [] and helm_releases("juno-rel-drop") == []
+    kept = cluster.json("-n", "juno-rel-keep", "get", "pvc", "juno-test-keep-data")
+    assert kept["metadata"]["annotations"]["meta.helm.sh/release-name"] == "juno-test-keep"  # an install adopts it again
+    wait_until("the claim of juno-test-drop to be deleted", lambda: pvcs("juno-rel-drop") == [], 120)
+    assert pvcs("juno-rel-keep") == ["juno-test-keep-data"]
+    log = _history_entries(history)
+    assert len(log) == 2
+    last = sitekit.subprocess.run(["git", "-C", history, "show", "HEAD"], capture_output=True, text=True, check=True).stdout
+    assert "juno-rel-keep/juno-test-keep: absent" in last and "juno-rel-drop/juno-test-drop: absent" in last, last
+    assert "+state: absent" in last and "releases/juno-test-keep.values.yaml" in last, last
+
+    again = run(absent)
+    changed = {h: v["changed"] for h, v in recap(again.stdout).items()}
+    assert changed and all(v == 0 for v in changed.values()), (changed, again.stdout[-5000:])
+    assert _history_entries(history) == log
+    assert pvcs("juno-rel-keep") == ["juno-test-keep-data"] and gone.returncode == 0
+
+
+def test_rollback_objects_to_an_entry_and_history_from_the_cluster(cluster):
+    """The collection's own objects go back to a history entry with one command: a hub namespace's Pod
+    Security label changed in the inventory is put back as the first entry recorded it (not without
+    confirmation), the rollback is a new entry, a rerun changes nothing; the entries kept on the cluster
+    show and compare the same entries without the local repository, and a rollback reads them too."""
+    inv = cluster.site.inventory
+    out = os.path.dirname(inv)
+    history = os.path.join(out, "cluster-site-objects-history")
+    sitekit.subprocess.run(["rm", "-rf", history, history + ".key"], check=True)
+    label = "pod-security.kubernetes.io/warn"
+
+    def vars_file(warn):
+        path = os.path.join(out, "cluster-site-objects-vars.yml")
+        with open(path, "w") as f:
+            f.write(yaml.safe_dump({"juno_history_dir": history, "jupyterhub_pod_security_warn": warn}))
+        return path
+
+    def run(playbook, *extra, ok=True):
+        # stdin is not a terminal: the confirmation prompt gets no answer (and never waits for one)
+        cmd, env = cluster.site.playbook_command(playbook, list(extra))
+        r = sitekit.subprocess.run(cmd, cwd=TOP, env=env, stdin=sitekit.subprocess.DEVNULL, capture_output=True, text=True, check=False)
+        if ok:
+            assert r.returncode == 0, r.stdout[-8000:] + r.stderr[-3000:]
+        r.flat = " ".join(r.stdout.split())  # the YAML callback folds long lines
+        return r
+
+    def warn():
+        return cluster.json("get", "namespace", "hub-chemeng")["metadata"]["labels"][label]
+
+    current = vars_file("restricted")
+    run("hubs.yml", "-e", "@" + current)
+    first = _history_entries(history)
+    assert len(first) == 1 and warn() == "restricted"
+    current = vars_file("baseline")
+    run("hubs.yml", "-e", "@" + current)
+    log = _history_entries(history)
+    assert len(log) == 2 and warn() == "baseline"
+
+    # without confirmation (stdin is not a terminal, -e confirm=false) nothing changes
+    no = run("rollback.yml", "-e", "@" + current, "-e", "objects=true", "-e", "entry=" + log[1][:10], "-e", "confirm=false", ok=False)
+    assert no.returncode != 0 and "not confirmed; nothing was changed" in no.flat, no.stdout[-5000:]
+    assert warn() == "baseline" and _history_entries(history) == log
+    # an unknown entry fails before anything changes, naming the variable and the value
+    bad = run("rollback.yml", "-e", "@" + current, "-e", "objects=true", "-e", "entry=0123abc", "-e", "confirm=true", ok=False)
+    assert bad.returncode != 0 and "entry=0123abc: no such entry" in bad.flat, bad.stdout[-5000:]
+
+    back = run("rollback.yml", "-e", "@" + current, "-e", "objects=true", "-e", "entry=" + log[1][:10], "-e", "confirm=true")
+    assert "Namespace hub-chemeng (hubs/chemeng-namespace.yaml): change metadata.labels.%s" % label in back.flat, back.stdout[-6000:]
+    assert re.search(r"Secret hub-chemeng/\S+ \(hubs/chemeng-secrets.yaml\): skip: its recorded data are keyed hashes", back.flat), back.stdout[-6000:]
+    assert "The inventory still describes the later state" in back.flat
+    assert warn() == "restricted"
+    after = _history_entries(history)
+    assert len(after) == 3
+    msg = sitekit.subprocess.run(["git", "-C", history, "show", "HEAD"], capture_output=True, text=True, check=True).stdout
+    assert "rollback of the collection's objects to entry " + log[1][:10] in msg, msg
+    assert re.search(r"^\+\s+%s: restricted$" % re.escape(label), msg, re.M), msg
+    # a rerun finds nothing to change and records nothing
+    again = run("rollback.yml", "-e", "@" + current, "-e", "objects=true", "-e", "entry=" + log[1][:10], "-e", "confirm=true")
+    changed = {h: v["changed"] for h, v in recap(again.stdout).items()}
+    assert changed and all(v == 0 for v in changed.values()), (changed, again.stdout[-5000:])
+    assert "nothing to change" in again.flat and _history_entries(history) == after
+
+    # the copies on the cluster: listed, one shown, two compared, without the local repository
+    listed = run("history.yml", "-e", "@" + current, "-e", "source=cluster")
+    for commit in after:
+        assert commit[:7] in listed.stdout
+    shown = run("history.yml", "-e", "@" + current, "-e", "source=cluster", "-e", "compare=%s..%s" % (log[1][:10], log[0][:10]))
+    assert "- %s: restricted" % label in shown.flat and "+ %s: baseline" % label in shown.flat, shown.stdout[-5000:]
+    one = run("history.yml", "-e", "@" + current, "-e", "source=cluster", "-e", "entry=" + after[0][:10])
+    assert "rollback of the collection" in one.flat and "+ %s: restricted" % label in one.flat, one.stdout[-5000:]
+    # and a rollback reads an entry from them: to the second entry's state again
+    fwd = run("rollback.yml", "-e", "@" + current, "-e", "objects=true", "-e", "source=cluster", "-e", "entry=" + log[0][:10], "-e", "confirm=true")
+    assert "entries kept on the cluster" in fwd.flat and warn() == "baseline"
+    assert len(_history_entries(history)) == 4

@@ -258,3 +258,31 @@ def test_a_bad_entry_is_refused_before_anything_changes(tmp_path):
     assert r.returncode != 0
     assert "release spark-operator: version is missing" in r.stdout
     assert not (tmp_path / "rendered").exists() and not (tmp_path / "history").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# pvc_keep: the claims an uninstall deletes, made again
+
+
+def test_pvc_keep_makes_again_only_the_claims_the_chart_made():
+    helm = {"meta.helm.sh/release-name": "spark", "meta.helm.sh/release-namespace": "spark",
+            "pv.kubernetes.io/bind-completed": "yes", "volume.kubernetes.io/storage-provisioner": "nfs.csi.k8s.io"}
+    made = {"metadata": {"name": "spark-data", "namespace": "spark", "uid": "u1", "resourceVersion": "9",
+                         "labels": {"app.kubernetes.io/instance": "spark", "app.kubernetes.io/managed-by": "Helm"}, "annotations": helm},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}, "storageClassName": "",
+                     "volumeMode": "Filesystem", "volumeName": "pv-1"},
+            "status": {"phase": "Bound"}}
+    sts = {"metadata": {"name": "data-spark-0", "namespace": "spark", "labels": {"app.kubernetes.io/instance": "spark"}},
+           "spec": {"accessModes": ["ReadWriteOnce"]}}
+    pending = {"metadata": {"name": "spark-cache", "namespace": "spark", "annotations": {"meta.helm.sh/release-name": "spark"}},
+               "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "2Gi"}}}}
+    keep = rel.pvc_keep([made, sts, pending], "spark")
+    assert [(k["name"], k["volume"]) for k in keep] == [("spark-data", "pv-1"), ("spark-cache", "")]
+    claim = keep[0]["claim"]
+    assert claim["metadata"] == {"name": "spark-data", "namespace": "spark",
+                                 "labels": {"app.kubernetes.io/instance": "spark", "app.kubernetes.io/managed-by": "Helm"},
+                                 "annotations": {"meta.helm.sh/release-name": "spark", "meta.helm.sh/release-namespace": "spark"}}
+    assert claim["spec"] == {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}},
+                             "volumeMode": "Filesystem", "volumeName": "pv-1", "storageClassName": ""}
+    assert "storageClassName" not in keep[1]["claim"]["spec"] and "volumeName" not in keep[1]["claim"]["spec"]
+    assert rel.pvc_keep([], "spark") == []
