@@ -573,7 +573,8 @@ def _history_entries(history):
 def test_release_state_absent_keeps_or_deletes_its_pvcs_and_is_recorded(cluster):
     """state: absent on two releases of juno_releases whose chart made a PersistentVolumeClaim (Pending:
     the lab has no provisioner for it): the first keeps its claim, the second (delete_pvcs) loses it; both
-    Helm releases are gone, the history records the removal, and a rerun changes and records nothing."""
+    Helm releases are gone, the history records the removal, and a rerun changes and records nothing.
+    Before that, a release only left out of the inventory stays installed and leaves the history."""
     inv = cluster.site.inventory
     out = os.path.dirname(inv)
     history = os.path.join(out, "cluster-site-absent-history")
@@ -608,6 +609,14 @@ def test_release_state_absent_keeps_or_deletes_its_pvcs_and_is_recorded(cluster)
     assert helm_releases("juno-rel-keep") and helm_releases("juno-rel-drop")
     assert len(_history_entries(history)) == 1
 
+    # left out of the inventory (no state: absent): the release stays, its files leave the history
+    run(present[:1])
+    assert helm_releases("juno-rel-drop")
+    tree = sitekit.subprocess.run(["git", "-C", history, "ls-tree", "--name-only", "HEAD", "releases/"],
+                                  capture_output=True, text=True, check=True).stdout.split()
+    assert "releases/juno-test-keep.release.yaml" in tree and "releases/juno-test-drop.release.yaml" not in tree, tree
+    assert "releases/juno-test-drop.values.yaml" not in tree and len(_history_entries(history)) == 2
+
     gone = run(absent)
     assert helm_releases("juno-rel-keep") == [] and helm_releases("juno-rel-drop") == []
     kept = cluster.json("-n", "juno-rel-keep", "get", "pvc", "juno-test-keep-data")
@@ -615,7 +624,7 @@ def test_release_state_absent_keeps_or_deletes_its_pvcs_and_is_recorded(cluster)
     wait_until("the claim of juno-test-drop to be deleted", lambda: pvcs("juno-rel-drop") == [], 120)
     assert pvcs("juno-rel-keep") == ["juno-test-keep-data"]
     log = _history_entries(history)
-    assert len(log) == 2
+    assert len(log) == 3
     last = sitekit.subprocess.run(["git", "-C", history, "show", "HEAD"], capture_output=True, text=True, check=True).stdout
     assert "juno-rel-keep/juno-test-keep: absent" in last and "juno-rel-drop/juno-test-drop: absent" in last, last
     assert "+state: absent" in last and "releases/juno-test-keep.values.yaml" in last, last
