@@ -17,12 +17,16 @@ import re
 
 from ansible.errors import AnsibleFilterError
 
-try:
-    import netaddr
 
-    HAS_NETADDR = True
-except ImportError:  # pragma: no cover - reported when a filter needs it
-    HAS_NETADDR = False
+def _netaddr():
+    """netaddr, imported by the two filters that use it, not with this file: Ansible imports the
+    collection's filter files again in the worker process of every task that uses one of them."""
+    try:
+        import netaddr
+    except ImportError:  # pragma: no cover - reported by the filter that needs it
+        return None
+    return netaddr
+
 
 K8S_VERSION = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)$")
 # kubeadm.k8s.io/v1beta4 is served by kubeadm 1.31 and newer; v1beta3 before that.
@@ -198,7 +202,8 @@ def kube_node_name(hostname):
 def _is_ip(value):
     if not value:
         return False
-    if HAS_NETADDR:
+    netaddr = _netaddr()
+    if netaddr is not None:
         try:
             netaddr.IPAddress(str(value))
             return True
@@ -402,7 +407,8 @@ def metallb_addresses(pool):
     Ranges ``a-b`` stay ranges (spaces removed), CIDRs stay CIDRs, a single address becomes
     ``a/32`` (or ``/128``).
     """
-    if not HAS_NETADDR:  # pragma: no cover
+    netaddr = _netaddr()
+    if netaddr is None:  # pragma: no cover
         raise AnsibleFilterError("juno.hub.metallb_addresses needs the Python library netaddr on the control node")
     out = []
     for i, entry in enumerate(pool or []):

@@ -19,12 +19,9 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.juno.hub.plugins.filter.preflight import hub_place, value_problems
 from ansible_collections.juno.hub.plugins.module_utils._ad import ADError, parse_server
 
-try:
-    import netaddr
-
-    HAS_NETADDR = True
-except ImportError:  # pragma: no cover - reported when the filter is used
-    HAS_NETADDR = False
+# netaddr is imported by the checks that use it (_require_netaddr), not with this file: Ansible
+# imports the collection's filter files again in the worker process of every task that uses one.
+netaddr = None
 
 DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 DNS_NAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$")
@@ -33,8 +30,13 @@ MIN_K8S = (1, 32)
 
 
 def _require_netaddr():
-    if not HAS_NETADDR:
-        raise AnsibleFilterError("juno.hub.site_problems needs the Python library netaddr on the control node (pip install netaddr)")
+    global netaddr
+    if netaddr is None:
+        try:
+            import netaddr as _netaddr
+        except ImportError:  # pragma: no cover - netaddr is in the collection's requirements
+            raise AnsibleFilterError("juno.hub.site_problems needs the Python library netaddr on the control node (pip install netaddr)")
+        netaddr = _netaddr
 
 
 def parse_pool(entry):
@@ -184,6 +186,7 @@ def hub_namespace(hub):
 
 def hub_problems(site):
     """Hub names are DNS labels and unique; namespaces, hostnames and LB addresses unique."""
+    _require_netaddr()
     problems = []
     hubs = site.get("juno_hubs") or []
     names, namespaces, hostnames, addresses = {}, {}, {}, {}

@@ -221,7 +221,7 @@ def argument_spec():
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
 
-    if not _ad.HAS_LDAP3:
+    if not _ad.load_ldap3():
         module.fail_json(msg=missing_required_lib("ldap3"), exception=_ad.LDAP3_IMPORT_ERROR)
 
     password = module.params["bind_password"]

@@ -67,7 +67,7 @@ def test_connection_options_match_the_inventory_model():
 
 
 def test_missing_ldap3(monkeypatch, capsys):
-    monkeypatch.setattr(_ad, "HAS_LDAP3", False)
+    monkeypatch.setattr(_ad, "load_ldap3", lambda: False)
     monkeypatch.setattr(_ad, "LDAP3_IMPORT_ERROR", "Traceback: No module named 'ldap3'")
     code, out = run(ARGS, capsys)
     assert code == 1 and out["failed"] is True
