@@ -16,17 +16,7 @@ import os
 import re
 
 from ansible.errors import AnsibleFilterError
-
-
-def _netaddr():
-    """netaddr, imported by the two filters that use it, not with this file: Ansible imports the
-    collection's filter files again in the worker process of every task that uses one of them."""
-    try:
-        import netaddr
-    except ImportError:  # pragma: no cover - reported by the filter that needs it
-        return None
-    return netaddr
-
+from ansible_collections.juno.hub.plugins.filter.preflight import netaddr_module
 
 K8S_VERSION = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)$")
 # kubeadm.k8s.io/v1beta4 is served by kubeadm 1.31 and newer; v1beta3 before that.
@@ -202,14 +192,12 @@ def kube_node_name(hostname):
 def _is_ip(value):
     if not value:
         return False
-    netaddr = _netaddr()
-    if netaddr is not None:
-        try:
-            netaddr.IPAddress(str(value))
-            return True
-        except (netaddr.AddrFormatError, ValueError, TypeError):
-            return False
-    return bool(re.match(r"^\d{1,3}(\.\d{1,3}){3}$", str(value)))  # pragma: no cover
+    netaddr = netaddr_module("juno.hub.kube_node_address")
+    try:
+        netaddr.IPAddress(str(value))
+        return True
+    except (netaddr.AddrFormatError, ValueError, TypeError):
+        return False
 
 
 def kube_node_address(hostvars_entry):
@@ -407,9 +395,7 @@ def metallb_addresses(pool):
     Ranges ``a-b`` stay ranges (spaces removed), CIDRs stay CIDRs, a single address becomes
     ``a/32`` (or ``/128``).
     """
-    netaddr = _netaddr()
-    if netaddr is None:  # pragma: no cover
-        raise AnsibleFilterError("juno.hub.metallb_addresses needs the Python library netaddr on the control node")
+    netaddr = netaddr_module("juno.hub.metallb_addresses")
     out = []
     for i, entry in enumerate(pool or []):
         text = str(entry).strip()

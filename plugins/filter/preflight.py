@@ -43,6 +43,17 @@ _NUMBER = re.compile(r"[0-9]*\.?[0-9]*")
 _PLACE = re.compile(r"^(hub|node) ([^\s:]+): (.*)$", re.S)
 
 
+def netaddr_module(user):
+    """netaddr, for the filter ``user`` that needs it; imported here, when a filter runs, not when
+    the filter files load: Ansible imports every filter file of the collection again in the worker
+    process of every task that uses one of them."""
+    try:
+        import netaddr
+    except ImportError:  # pragma: no cover - netaddr is in the collection's requirements
+        raise AnsibleFilterError("%s needs the Python library netaddr on the control node (pip install netaddr)" % user)
+    return netaddr
+
+
 def parse_quantity(value):
     """The value of a Kubernetes quantity as a Decimal (``1Gi`` -> 1073741824, ``250m`` -> 0.25).
 

@@ -16,12 +16,8 @@ __metaclass__ = type
 import re
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.juno.hub.plugins.filter.preflight import hub_place, value_problems
+from ansible_collections.juno.hub.plugins.filter.preflight import hub_place, netaddr_module, value_problems
 from ansible_collections.juno.hub.plugins.module_utils._ad import ADError, parse_server
-
-# netaddr is imported by the checks that use it (_require_netaddr), not with this file: Ansible
-# imports the collection's filter files again in the worker process of every task that uses one.
-netaddr = None
 
 DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 DNS_NAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$")
@@ -29,19 +25,9 @@ K8S_VERSION = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)$")
 MIN_K8S = (1, 32)
 
 
-def _require_netaddr():
-    global netaddr
-    if netaddr is None:
-        try:
-            import netaddr as _netaddr
-        except ImportError:  # pragma: no cover - netaddr is in the collection's requirements
-            raise AnsibleFilterError("juno.hub.site_problems needs the Python library netaddr on the control node (pip install netaddr)")
-        netaddr = _netaddr
-
-
 def parse_pool(entry):
     """Return an IPSet for a pool entry: a CIDR ("10.0.0.0/28"), a range ("a-b") or one address."""
-    _require_netaddr()
+    netaddr = netaddr_module("juno.hub.site_problems")
     entry = str(entry).strip()
     if "-" in entry:
         first, last = (part.strip() for part in entry.split("-", 1))
@@ -52,6 +38,7 @@ def parse_pool(entry):
 
 def _ipset(value, name, problems, what):
     """Parse a CIDR, range or address; on failure add a problem and return None."""
+    netaddr = netaddr_module("juno.hub.site_problems")
     try:
         return parse_pool(value)
     except (netaddr.AddrFormatError, ValueError, TypeError) as exc:
@@ -66,7 +53,7 @@ def _fmt_set(ipset):
 
 def network_problems(site, nodes):
     """Pod CIDR, service CIDR, node addresses, LB pool and API VIP must not collide."""
-    _require_netaddr()
+    netaddr = netaddr_module("juno.hub.site_problems")
     problems = []
     pod = _ipset(site.get("juno_pod_cidr"), "juno_pod_cidr", problems, "CIDR such as 10.244.0.0/16") if site.get("juno_pod_cidr") else None
     svc = _ipset(site.get("juno_service_cidr"), "juno_service_cidr", problems, "CIDR such as 10.96.0.0/12") if site.get("juno_service_cidr") else None
@@ -186,7 +173,7 @@ def hub_namespace(hub):
 
 def hub_problems(site):
     """Hub names are DNS labels and unique; namespaces, hostnames and LB addresses unique."""
-    _require_netaddr()
+    netaddr = netaddr_module("juno.hub.site_problems")
     problems = []
     hubs = site.get("juno_hubs") or []
     names, namespaces, hostnames, addresses = {}, {}, {}, {}
