@@ -408,6 +408,40 @@ def history_tree_diff(old, new, old_name="a", new_name="b"):
     return lines
 
 
+def history_cat_file(output, names):
+    """The files of history entries from the output of ``git cat-file --batch`` given ``names``
+    (``<commit>:<path>``) on its standard input, in that order: {commit: {path: text}}. One git
+    process reads every file of the entries, where a ``git show`` per file was one command each.
+    The sizes git prints are in bytes, so the output is read as UTF-8 bytes (the history's files
+    are YAML that ``to_nice_yaml`` wrote)."""
+    if not isinstance(output, str) or not isinstance(names, (list, tuple)):
+        raise AnsibleFilterError("juno.hub.history_cat_file expects the output of git cat-file --batch (a string) "
+                                 "and the list of names given to it")
+    data = output.encode("utf-8")
+    out, pos = {}, 0
+    for name in names:
+        end = data.find(b"\n", pos)
+        header = (data[pos:] if end < 0 else data[pos:end]).decode("utf-8")
+        fields = header.split(" ")
+        if header.endswith(" missing") or len(fields) != 3 or fields[1] != "blob" or not fields[2].isdigit():
+            raise AnsibleFilterError("juno.hub.history_cat_file: git cat-file gave %r for %s, not the blob of a file"
+                                     % (header, name))
+        start = end + 1
+        size = int(fields[2])
+        if start + size > len(data):
+            raise AnsibleFilterError("juno.hub.history_cat_file: the output ends inside %s (%d of %d bytes)"
+                                     % (name, len(data) - start, size))
+        rev, sep, path = name.partition(":")
+        if not sep or not rev or not path:
+            raise AnsibleFilterError("juno.hub.history_cat_file: %r is not <commit>:<path>" % (name,))
+        out.setdefault(rev, {})[path] = data[start:start + size].decode("utf-8")
+        pos = start + size + 1  # the newline git prints after each object
+    if data[pos:].strip():
+        raise AnsibleFilterError("juno.hub.history_cat_file: git cat-file printed more objects than the %d names asked"
+                                 % len(names))
+    return out
+
+
 def history_load(texts):
     """A dict of path -> YAML text (git show of an entry's files) parsed into path -> data."""
     import yaml
@@ -433,4 +467,5 @@ class FilterModule(object):
             "history_entry_find": history_entry_find,
             "history_tree_diff": history_tree_diff,
             "history_load": history_load,
+            "history_cat_file": history_cat_file,
         }

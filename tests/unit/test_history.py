@@ -210,6 +210,47 @@ def test_git_show_texts_are_parsed():
         h.history_load({"storage/x.yaml": "a: [b"})
 
 
+def test_git_cat_file_batch_output_is_split_into_files(tmp_path):
+    """The output of a real ``git cat-file --batch``: sizes in bytes (a non-ASCII character), a file
+    without a final newline, an empty file, and the same path in two commits."""
+    import subprocess
+
+    def git(*args, **kw):
+        return subprocess.run(["git", "-C", str(tmp_path)] + list(args), check=True, capture_output=True, **kw).stdout
+
+    git("init", "-q")
+    (tmp_path / "hubs").mkdir()
+    (tmp_path / "hubs" / "a.yaml").write_text("- kind: Namespace\n  metadata: {name: \u00e9cole}\n", encoding="utf-8")
+    (tmp_path / "hubs" / "b.yaml").write_text("- kind: Namespace", encoding="utf-8")
+    (tmp_path / "hubs" / "c.yaml").write_text("", encoding="utf-8")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "one")
+    first = git("rev-parse", "HEAD").decode().strip()
+    (tmp_path / "hubs" / "a.yaml").write_text("- kind: Namespace\n  metadata: {name: b}\n", encoding="utf-8")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "two")
+    names = [first + ":hubs/a.yaml", first + ":hubs/b.yaml", first + ":hubs/c.yaml", "HEAD:hubs/a.yaml"]
+    out = git("cat-file", "--batch", input="\n".join(names).encode()).decode("utf-8")
+    files = h.history_cat_file(out, names)
+    assert files == {first: {"hubs/a.yaml": "- kind: Namespace\n  metadata: {name: \u00e9cole}\n",
+                             "hubs/b.yaml": "- kind: Namespace",
+                             "hubs/c.yaml": ""},
+                     "HEAD": {"hubs/a.yaml": "- kind: Namespace\n  metadata: {name: b}\n"}}
+    assert h.history_load(files["HEAD"]) == {"hubs/a.yaml": [{"kind": "Namespace", "metadata": {"name": "b"}}]}
+    assert h.history_cat_file("", []) == {}
+
+    missing = git("cat-file", "--batch", input=b"HEAD:hubs/nope.yaml").decode()
+    with pytest.raises(AnsibleFilterError, match="gave 'HEAD:hubs/nope.yaml missing' for HEAD:hubs/nope.yaml"):
+        h.history_cat_file(missing, ["HEAD:hubs/nope.yaml"])
+    with pytest.raises(AnsibleFilterError, match="ends inside"):
+        h.history_cat_file(out[:out.index("\n") + 10], names[:1])
+    with pytest.raises(AnsibleFilterError, match="more objects than the 1 names"):
+        h.history_cat_file(out, names[:1])
+    with pytest.raises(AnsibleFilterError, match="expects the output"):
+        h.history_cat_file(None, names)
+    with pytest.raises(AnsibleFilterError, match="is not <commit>:<path>"):
+        h.history_cat_file(out, ["hubs/a.yaml"] + names[1:])
+
+
 def test_set_components_match_the_roles():
     """SET_COMPONENTS names every manifest set a role gives a kube_apply_component of its own."""
     import re
