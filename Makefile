@@ -35,7 +35,11 @@ $(COLLECTION_LINK):
 	mkdir -p $(dir $@)
 	ln -sfn ../../.. $@
 
-setup: $(VENV)/.installed $(COLLECTION_LINK) ## virtualenv with the pinned requirements; link the checkout as juno.hub
+# The bytecode of the collection's plugins is written here, whatever PYTHONDONTWRITEBYTECODE says:
+# ansible-core forks a worker per task and host, and each worker imports the filter plugins its task
+# uses; without a .pyc, every worker compiles them from source again (docs/performance.md).
+setup: $(VENV)/.installed $(COLLECTION_LINK) ## virtualenv with the pinned requirements; link the checkout as juno.hub; plugins' bytecode
+	@$(PY) -m compileall -q plugins
 
 # The docs site's own packages (Sphinx theme, MyST), pinned in docs/sphinx/requirements.txt.
 $(VENV)/.docs-installed: docs/sphinx/requirements.txt $(VENV)/.installed

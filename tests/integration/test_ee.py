@@ -96,6 +96,22 @@ def test_image_holds_the_pinned_collections_and_python_requirements(ee_image):
     assert ee_run(ee_image, "ssh", "-V").returncode == 0
 
 
+def test_image_holds_the_bytecode_of_every_plugin_of_the_collection(ee_image):
+    # The EE's user cannot write __pycache__ under /usr/share/ansible: without the build step's
+    # compileall, every forked worker would compile the filter plugins it imports from source.
+    script = (
+        "import glob, importlib.util, os\n"
+        "top = '/usr/share/ansible/collections/ansible_collections/juno/hub/plugins'\n"
+        "sources = sorted(glob.glob(top + '/*/*.py'))\n"
+        "missing = [p for p in sources if not os.path.isfile(importlib.util.cache_from_source(p))]\n"
+        "print(len(sources), missing)\n"
+    )
+    r = ee_run(ee_image, "python3", "-c", script)
+    assert r.returncode == 0, r.stdout + r.stderr
+    count, missing = r.stdout.strip().split(" ", 1)
+    assert int(count) >= 20 and missing == "[]", r.stdout
+
+
 def test_preflight_runs_inside_the_ee_against_the_lab(ee_image, site, tmp_path):
     # The inventory as the EE's user (uid 1000) can read it: a copy, with the test vault password.
     inventory = tmp_path / "inventory"

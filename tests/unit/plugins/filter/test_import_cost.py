@@ -33,3 +33,29 @@ def test_the_ad_module_utils_load_ldap3_when_asked():
                "before = 'ldap3' in sys.modules\n"
                "print(before, _ad.load_ldap3(), _ad.ldap3 is sys.modules.get('ldap3'), _ad.LDAP3_IMPORT_ERROR)")
     assert out.split() == ["False", "True", "True", "None"]
+
+
+def test_every_plugin_has_current_bytecode():
+    # `make setup` compiles the plugins (python -m compileall), whatever PYTHONDONTWRITEBYTECODE
+    # says. Without a .pyc, every forked worker that imports a plugin compiles it from source
+    # again: 3 to 4 s of a 35 s rerun of the lab (docs/performance.md).
+    import importlib.util
+
+    plugins = os.path.join(COLLECTIONS, "ansible_collections", "juno", "hub", "plugins")
+    sources = sorted(glob.glob(os.path.join(plugins, "*", "*.py")))
+    assert len(sources) >= 20
+    stale = []
+    for source in sources:
+        cached = importlib.util.cache_from_source(source)
+        if not os.path.isfile(cached):
+            stale.append(os.path.relpath(source, plugins) + " (no .pyc)")
+            continue
+        with open(cached, "rb") as f:
+            header = f.read(16)
+        st = os.stat(source)
+        # PEP 552 header: magic, flags (0: timestamp-based), source mtime, source size
+        if (header[:4] != importlib.util.MAGIC_NUMBER or int.from_bytes(header[4:8], "little") != 0
+                or int.from_bytes(header[8:12], "little") != int(st.st_mtime) & 0xFFFFFFFF
+                or int.from_bytes(header[12:16], "little") != st.st_size & 0xFFFFFFFF):
+            stale.append(os.path.relpath(source, plugins) + " (.pyc older than the source)")
+    assert stale == [], "run `make setup` to compile the plugins: %s" % ", ".join(stale)
