@@ -421,7 +421,9 @@ def history_cat_file(output, names):
     out, pos = {}, 0
     for name in names:
         end = data.find(b"\n", pos)
-        header = (data[pos:] if end < 0 else data[pos:end]).decode("utf-8")
+        if end < 0:
+            raise AnsibleFilterError("juno.hub.history_cat_file: the output ends before the header of %s" % (name,))
+        header = data[pos:end].decode("utf-8")
         fields = header.split(" ")
         if header.endswith(" missing") or len(fields) != 3 or fields[1] != "blob" or not fields[2].isdigit():
             raise AnsibleFilterError("juno.hub.history_cat_file: git cat-file gave %r for %s, not the blob of a file"

@@ -245,6 +245,8 @@ def test_git_cat_file_batch_output_is_split_into_files(tmp_path):
         h.history_cat_file(out[:out.index("\n") + 10], names[:1])
     with pytest.raises(AnsibleFilterError, match="more objects than the 1 names"):
         h.history_cat_file(out, names[:1])
+    with pytest.raises(AnsibleFilterError, match="ends before the header"):
+        h.history_cat_file(out.split("\n", 1)[0], names[:1])
     with pytest.raises(AnsibleFilterError, match="expects the output"):
         h.history_cat_file(None, names)
     with pytest.raises(AnsibleFilterError, match="is not <commit>:<path>"):
